@@ -1,0 +1,194 @@
+/*
+ * core.c - luaopen_vmlab_core, and the helpers every concern shares:
+ * argument checks that name the argument, system-call error pushing,
+ * the monotonic clock and the rusage fault counts.
+ */
+#include "vmlab.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+size_t vmlab_page_size = 4096;
+
+/* Largest byte count we accept: fits size_t, off_t and lua_Integer. */
+#define VMLAB_MAX_BYTES ((lua_Integer)(INT64_MAX / 2))
+
+int vmlab_push_syserror(lua_State *L, const char *what, int err) {
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", what, strerror(err));
+  lua_pushinteger(L, err);
+  return 3;
+}
+
+static lua_Integer check_integer_arg(lua_State *L, int idx) {
+  int isnum = 0;
+  lua_Integer v = lua_tointegerx(L, idx, &isnum);
+  if (!isnum) {
+    if (lua_type(L, idx) == LUA_TNUMBER)
+      luaL_argerror(L, idx, "number has no integer representation");
+    else
+      luaL_typeerror(L, idx, "integer");
+  }
+  return v;
+}
+
+size_t vmlab_check_size(lua_State *L, int idx) {
+  lua_Integer v = check_integer_arg(L, idx);
+  luaL_argcheck(L, v > 0, idx, "size must be positive");
+  luaL_argcheck(L, v <= VMLAB_MAX_BYTES, idx, "size is too large");
+  return (size_t)v;
+}
+
+size_t vmlab_opt_count(lua_State *L, int idx, size_t def) {
+  if (lua_isnoneornil(L, idx)) return def;
+  lua_Integer v = check_integer_arg(L, idx);
+  luaL_argcheck(L, v >= 0, idx, "must not be negative");
+  luaL_argcheck(L, v <= VMLAB_MAX_BYTES, idx, "is too large");
+  return (size_t)v;
+}
+
+/* Shared by the positional and the table form: offset/length already read. */
+static void range_check(lua_State *L, size_t size, lua_Integer off,
+                        int has_len, lua_Integer len, size_t *o, size_t *l,
+                        const char *offname, const char *lenname) {
+  if (off < 0) luaL_error(L, "bad argument '%s' (must not be negative)", offname);
+  if ((lua_Unsigned)off > size)
+    luaL_error(L, "bad argument '%s' (%I is past the end of a %I-byte region)",
+               offname, off, (lua_Integer)size);
+  if (!has_len) len = (lua_Integer)(size - (size_t)off);
+  if (len < 0) luaL_error(L, "bad argument '%s' (must not be negative)", lenname);
+  if ((lua_Unsigned)len > size - (size_t)off)
+    luaL_error(L,
+               "bad argument '%s' (offset %I + length %I is past the end of a "
+               "%I-byte region)",
+               lenname, off, len, (lua_Integer)size);
+  *o = (size_t)off;
+  *l = (size_t)len;
+}
+
+void vmlab_check_range(lua_State *L, int off_idx, int len_idx, size_t size,
+                       size_t *off, size_t *len) {
+  lua_Integer o = 0, l = 0;
+  int has_len = 0;
+  if (!lua_isnoneornil(L, off_idx)) {
+    o = check_integer_arg(L, off_idx);
+    luaL_argcheck(L, o >= 0, off_idx, "offset must not be negative");
+    luaL_argcheck(L, (lua_Unsigned)o <= size, off_idx, "offset is past the end of the region");
+  }
+  if (!lua_isnoneornil(L, len_idx)) {
+    l = check_integer_arg(L, len_idx);
+    has_len = 1;
+    luaL_argcheck(L, l >= 0, len_idx, "length must not be negative");
+    luaL_argcheck(L, (lua_Unsigned)l <= size - (size_t)o, len_idx,
+                  "offset + length is past the end of the region");
+  }
+  range_check(L, size, o, has_len, l, off, len, "offset", "length");
+}
+
+void vmlab_field_range(lua_State *L, int idx, size_t size, size_t *off,
+                       size_t *len) {
+  lua_Integer o = vmlab_opt_int_field(L, idx, "offset", 0);
+  int has_len = 0;
+  lua_Integer l = 0;
+  if (lua_istable(L, idx)) {
+    lua_getfield(L, idx, "length");
+    if (!lua_isnil(L, -1)) {
+      has_len = 1;
+      l = vmlab_opt_int_field(L, idx, "length", 0);
+    }
+    lua_pop(L, 1);
+  }
+  range_check(L, size, o, has_len, l, off, len, "opts.offset", "opts.length");
+}
+
+static int opt_field(lua_State *L, int idx, const char *k, int type) {
+  if (lua_isnoneornil(L, idx)) return 0;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  int t = lua_getfield(L, idx, k);
+  if (t == LUA_TNIL) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  if (t != type && !(type == LUA_TNUMBER && t == LUA_TNUMBER))
+    luaL_error(L, "bad option '%s' (%s expected, got %s)", k,
+               lua_typename(L, type), luaL_typename(L, -1));
+  return 1;
+}
+
+lua_Integer vmlab_opt_int_field(lua_State *L, int idx, const char *k,
+                                lua_Integer def) {
+  if (!opt_field(L, idx, k, LUA_TNUMBER)) return def;
+  int isnum = 0;
+  lua_Integer v = lua_tointegerx(L, -1, &isnum);
+  if (!isnum) luaL_error(L, "bad option '%s' (integer expected, got a fraction)", k);
+  lua_pop(L, 1);
+  return v;
+}
+
+int vmlab_opt_bool_field(lua_State *L, int idx, const char *k, int def) {
+  if (!opt_field(L, idx, k, LUA_TBOOLEAN)) return def;
+  int v = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* The string stays valid while the options table holds it. */
+const char *vmlab_opt_string_field(lua_State *L, int idx, const char *k,
+                                   const char *def) {
+  if (!opt_field(L, idx, k, LUA_TSTRING)) return def;
+  const char *v = lua_tostring(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+void vmlab_check_known_fields(lua_State *L, int idx, const char *const known[]) {
+  if (lua_isnoneornil(L, idx)) return;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    lua_pop(L, 1);
+    int ok = 0;
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      const char *key = lua_tostring(L, -1);
+      for (int i = 0; known[i] != NULL && !ok; i++) ok = strcmp(key, known[i]) == 0;
+    }
+    if (!ok) {
+      lua_pushvalue(L, -1);
+      const char *key = luaL_tolstring(L, -1, NULL);
+      luaL_error(L, "bad option '%s' (unknown option)", key);
+    }
+  }
+}
+
+double vmlab_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void vmlab_faults_now(long *minor, long *major) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  *minor = ru.ru_minflt;
+  *major = ru.ru_majflt;
+}
+
+int luaopen_vmlab_core(lua_State *L) {
+  long ps = sysconf(_SC_PAGESIZE);
+  if (ps > 0) vmlab_page_size = (size_t)ps;
+  lua_newtable(L);
+  lua_pushinteger(L, (lua_Integer)vmlab_page_size);
+  lua_setfield(L, -2, "page_size");
+  vmlab_open_guard(L);
+  vmlab_open_regions(L);
+  vmlab_open_heap(L);
+  vmlab_open_process(L);
+  vmlab_open_shm(L);
+  vmlab_open_counters(L);
+  vmlab_open_lab(L);
+  return 1;
+}

@@ -1,0 +1,99 @@
+/*
+ * heap.c - malloc(3), calloc(3), realloc(3), free(3) and malloc_trim(3) as
+ * Regions of kind "heap": the same touch/read/write/resident/frames methods
+ * as mapped memory, released with free(3).
+ */
+#include "vmlab.h"
+
+#include <errno.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* A failed allocation: nil, "malloc: Cannot allocate memory", ENOMEM. */
+static int heap_fail(lua_State *L, const char *what) {
+  int err = errno ? errno : ENOMEM;
+  return vmlab_push_syserror(L, what, err);
+}
+
+/* vm.malloc(bytes) -> Region of kind "heap" -- see malloc(3) */
+static int heap_malloc(lua_State *L) {
+  size_t size = vmlab_check_size(L, 1);
+  vmlab_region *r = vmlab_region_new(L);
+  errno = 0;
+  r->addr = malloc(size);
+  if (r->addr == NULL) return heap_fail(L, "malloc");
+  r->size = size;
+  r->kind = VMLAB_KIND_HEAP;
+  r->prot = PROT_READ | PROT_WRITE;
+  return 1;
+}
+
+/* vm.calloc(n, size) -> Region -- see calloc(3); n * size must not overflow */
+static int heap_calloc(lua_State *L) {
+  size_t n = vmlab_check_size(L, 1), each = vmlab_check_size(L, 2);
+  luaL_argcheck(L, each <= ((size_t)INT64_MAX / 2) / n, 2, "n * size is too large");
+  vmlab_region *r = vmlab_region_new(L);
+  errno = 0;
+  r->addr = calloc(n, each);
+  if (r->addr == NULL) return heap_fail(L, "calloc");
+  r->size = n * each;
+  r->kind = VMLAB_KIND_HEAP;
+  r->prot = PROT_READ | PROT_WRITE;
+  return 1;
+}
+
+/* h:realloc(bytes) -> h, old_address (the block may move) -- see realloc(3).
+   On failure the old block stays valid: nil, message, errno. */
+static int heap_realloc(lua_State *L) {
+  vmlab_region *r = vmlab_check_open(L, 1);
+  if (r->kind != VMLAB_KIND_HEAP) return luaL_error(L, "realloc: only heap regions (vm.malloc, vm.calloc) can be reallocated");
+  size_t size = vmlab_check_size(L, 2);
+  if (r->owner != getpid()) return luaL_error(L, "realloc: this block belongs to process %d", (int)r->owner);
+  errno = 0;
+  void *p = realloc(r->addr, size);
+  if (p == NULL) return heap_fail(L, "realloc");
+  lua_Integer old = (lua_Integer)(uintptr_t)r->addr;
+  r->addr = p;
+  r->size = size;
+  lua_settop(L, 1);
+  lua_pushinteger(L, old);
+  return 2;
+}
+
+/* vm.malloc_trim(pad) -> true if memory was given back -- see malloc_trim(3) */
+static int heap_malloc_trim(lua_State *L) {
+  size_t pad = vmlab_opt_count(L, 1, 0);
+  lua_pushboolean(L, malloc_trim(pad));
+  return 1;
+}
+
+/* vm.mallinfo() -> {arena=, mmapped=, mmapped_blocks=, in_use=, free=, releasable=} -- see mallinfo2(3) */
+static int heap_mallinfo(lua_State *L) {
+  struct mallinfo2 mi = mallinfo2();
+  lua_createtable(L, 0, 6);
+  lua_pushinteger(L, (lua_Integer)mi.arena);
+  lua_setfield(L, -2, "arena");
+  lua_pushinteger(L, (lua_Integer)mi.hblkhd);
+  lua_setfield(L, -2, "mmapped");
+  lua_pushinteger(L, (lua_Integer)mi.hblks);
+  lua_setfield(L, -2, "mmapped_blocks");
+  lua_pushinteger(L, (lua_Integer)mi.uordblks);
+  lua_setfield(L, -2, "in_use");
+  lua_pushinteger(L, (lua_Integer)mi.fordblks);
+  lua_setfield(L, -2, "free");
+  lua_pushinteger(L, (lua_Integer)mi.keepcost);
+  lua_setfield(L, -2, "releasable");
+  return 1;
+}
+
+void vmlab_open_heap(lua_State *L) {
+  static const luaL_Reg methods[] = {{"realloc", heap_realloc}, {NULL, NULL}};
+  vmlab_region_add_methods(L, methods);
+  static const luaL_Reg funcs[] = {{"malloc", heap_malloc}, {"calloc", heap_calloc},
+                                   {"malloc_trim", heap_malloc_trim}, {"mallinfo", heap_mallinfo},
+                                   {NULL, NULL}};
+  luaL_setfuncs(L, funcs, 0);
+}

@@ -1,0 +1,713 @@
+/*
+ * region.c - the Region object: memory you hold, and what you can do to it.
+ *
+ * vm.mmap() makes one (see mmap(2)); heap.c and shm.c make the other kinds.
+ * Every method checks that the region is still open; every access to the
+ * memory itself runs inside the fault guard, so a region made read-only,
+ * a file truncated under a mapping or a PROT_NONE page gives a Lua error.
+ */
+#include "vmlab.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PAGE_DOWN(x) ((x) & ~(uintptr_t)(vmlab_page_size - 1))
+#define PAGE_UP(x) PAGE_DOWN((x) + vmlab_page_size - 1)
+
+static const char *const prot_names[] = {"none", "r", "w", "rw", "rx", "rwx", "x", NULL};
+static const int prot_values[] = {PROT_NONE, PROT_READ, PROT_WRITE, PROT_READ | PROT_WRITE,
+                                  PROT_READ | PROT_EXEC, PROT_READ | PROT_WRITE | PROT_EXEC,
+                                  PROT_EXEC};
+static const char *const kind_names[] = {"mmap", "heap", "shm"};
+
+static int prot_from_name(lua_State *L, const char *name, const char *what) {
+  for (size_t i = 0; prot_names[i] != NULL; i++)
+    if (strcmp(prot_names[i], name) == 0) return prot_values[i];
+  return luaL_error(L, "%s (unknown protection '%s'; use none, r, rw, rx or rwx)", what, name);
+}
+
+static const char *prot_name(int prot) {
+  for (size_t i = 0; i < sizeof prot_values / sizeof prot_values[0]; i++)
+    if (prot_values[i] == prot) return prot_names[i];
+  return "?";
+}
+
+/* ------------------------------------------------------------------ */
+/* The object                                                          */
+
+vmlab_region *vmlab_region_new(lua_State *L) {
+  vmlab_region *r = lua_newuserdatauv(L, sizeof *r, 0);
+  memset(r, 0, sizeof *r);
+  r->fd = -1;
+  r->owner = getpid();
+  luaL_setmetatable(L, VMLAB_REGION_MT);
+  return r;
+}
+
+vmlab_region *vmlab_check_region(lua_State *L, int idx) {
+  return luaL_checkudata(L, idx, VMLAB_REGION_MT);
+}
+
+vmlab_region *vmlab_check_open(lua_State *L, int idx) {
+  vmlab_region *r = vmlab_check_region(L, idx);
+  if (r->addr == NULL) luaL_error(L, "attempt to use a closed region");
+  return r;
+}
+
+void vmlab_region_release(vmlab_region *r) {
+  if (r->addr == NULL) return;
+  /* Fork safety: only the creating process gives anything back. A forked
+     child forgets the region; the parent's mapping and name stay intact. */
+  if (r->owner == getpid()) {
+    if (r->kind == VMLAB_KIND_HEAP)
+      free(r->addr);
+    else
+      munmap(r->addr, r->map_size);
+    if (r->fd >= 0) close(r->fd);
+    if (r->unlink_on_close && r->name != NULL) shm_unlink(r->name);
+    free(r->name);
+  }
+  r->addr = NULL;
+  r->fd = -1;
+  r->name = NULL;
+  r->locked = 0;
+}
+
+/* r:close() -- also __gc and __close; closing twice is harmless */
+static int region_close(lua_State *L) {
+  vmlab_region_release(vmlab_check_region(L, 1));
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* vm.mmap(bytes, opts)  -- see mmap(2)                                */
+
+static const char *const mmap_fields[] = {"prot", "share", "file", "offset", "populate", "noreserve",
+                                          "hugetlb", "fixed_align", NULL};
+
+/* Map size+align bytes, keep an align-aligned window of size bytes. */
+static void *map_aligned(size_t size, size_t align, int prot, int flags, int fd, off_t off) {
+  if (align <= vmlab_page_size) return mmap(NULL, size, prot, flags, fd, off);
+  if (size > SIZE_MAX - align) {
+    errno = ENOMEM;
+    return MAP_FAILED;
+  }
+  unsigned char *raw = mmap(NULL, size + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw == MAP_FAILED) return MAP_FAILED;
+  uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
+  unsigned char *p = mmap((void *)start, size, prot, flags | MAP_FIXED, fd, off);
+  if (p == MAP_FAILED) {
+    int err = errno;
+    munmap(raw, size + align);
+    errno = err;
+    return MAP_FAILED;
+  }
+  if (start > (uintptr_t)raw) munmap(raw, start - (uintptr_t)raw);
+  uintptr_t end = start + size, raw_end = (uintptr_t)raw + size + align;
+  if (raw_end > end) munmap((void *)end, raw_end - end);
+  return p;
+}
+
+static int region_mmap(lua_State *L) {
+  int has_file = 0;
+  if (lua_istable(L, 2)) {
+    vmlab_check_known_fields(L, 2, mmap_fields);
+    has_file = lua_getfield(L, 2, "file") != LUA_TNIL;
+    lua_pop(L, 1);
+  } else if (!lua_isnoneornil(L, 2)) {
+    luaL_typeerror(L, 2, "table of options");
+  }
+  size_t size = (has_file && lua_isnoneornil(L, 1)) ? 0 : vmlab_check_size(L, 1);
+  int prot = prot_from_name(L, vmlab_opt_string_field(L, 2, "prot", "rw"), "bad option 'prot'");
+  const char *share = vmlab_opt_string_field(L, 2, "share", "private");
+  int shared;
+  if (strcmp(share, "private") == 0) shared = 0;
+  else if (strcmp(share, "shared") == 0) shared = 1;
+  else return luaL_error(L, "bad option 'share' (\"private\" or \"shared\" expected, got \"%s\")", share);
+  const char *path = vmlab_opt_string_field(L, 2, "file", NULL);
+  lua_Integer offset = vmlab_opt_int_field(L, 2, "offset", 0);
+  if (offset < 0 || (offset % (lua_Integer)vmlab_page_size) != 0)
+    return luaL_error(L, "bad option 'offset' (must be a non-negative multiple of the page size, %d)",
+                      (int)vmlab_page_size);
+  if (offset != 0 && path == NULL) return luaL_error(L, "bad option 'offset' (only with 'file')");
+  lua_Integer align = vmlab_opt_int_field(L, 2, "fixed_align", 0);
+  if (align != 0 && (align < (lua_Integer)vmlab_page_size || (align & (align - 1)) != 0 || align > (1LL << 40)))
+    return luaL_error(L, "bad option 'fixed_align' (a power of two from the page size up to 1 TiB)");
+  int flags = shared ? MAP_SHARED : MAP_PRIVATE;
+  if (vmlab_opt_bool_field(L, 2, "populate", 0)) flags |= MAP_POPULATE;
+  if (vmlab_opt_bool_field(L, 2, "noreserve", 0)) flags |= MAP_NORESERVE;
+  if (vmlab_opt_bool_field(L, 2, "hugetlb", 0)) {
+    if (path != NULL) return luaL_error(L, "bad option 'hugetlb' (not with 'file')");
+    flags |= MAP_HUGETLB;
+  }
+
+  int fd = -1;
+  if (path != NULL) {
+    int oflags = (shared && (prot & PROT_WRITE)) ? O_RDWR : O_RDONLY;
+    fd = open(path, oflags | O_CLOEXEC);
+    if (fd < 0) {
+      int err = errno;
+      return vmlab_push_syserror(L, lua_pushfstring(L, "open %s", path), err);
+    }
+    if (size == 0) {
+      struct stat st;
+      if (fstat(fd, &st) != 0) {
+        int err = errno;
+        close(fd);
+        return vmlab_push_syserror(L, "fstat", err);
+      }
+      if (st.st_size <= offset) {
+        close(fd);
+        return luaL_error(L, "bad option 'file' (%s has no bytes past offset %I)", path, offset);
+      }
+      size = (size_t)(st.st_size - offset);
+    }
+  } else {
+    flags |= MAP_ANONYMOUS;
+  }
+  vmlab_region *r = vmlab_region_new(L);
+  size_t map_size = PAGE_UP(size);
+  if ((flags & MAP_HUGETLB) && map_size % (2u << 20) != 0) map_size = (map_size + (2u << 20) - 1) & ~(size_t)((2u << 20) - 1);
+  void *p = map_aligned(map_size, (size_t)align, prot, flags, fd, (off_t)offset);
+  if (p == MAP_FAILED) {
+    int err = errno;
+    if (fd >= 0) close(fd);
+    return vmlab_push_syserror(L, "mmap", err);
+  }
+  r->addr = p;
+  r->size = size;
+  r->map_size = map_size;
+  r->prot = prot;
+  r->kind = VMLAB_KIND_MAP;
+  r->shared = shared;
+  r->fd = fd;
+  if (path != NULL) r->name = strdup(path);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Touching: the first-touch loop runs here, in C                      */
+
+/* /proc/self/statm, opened once per process (reopened after fork). */
+static int statm_fd = -1;
+static pid_t statm_pid = 0;
+
+static void statm_read(size_t *virt, size_t *rss) {
+  char buf[128];
+  *virt = *rss = 0;
+  if (statm_fd < 0 || statm_pid != getpid()) {
+    if (statm_fd >= 0 && statm_pid == getpid()) close(statm_fd);
+    statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    statm_pid = getpid();
+    if (statm_fd < 0) return;
+  }
+  ssize_t n = pread(statm_fd, buf, sizeof buf - 1, 0);
+  if (n <= 0) return;
+  buf[n] = '\0';
+  char *end;
+  unsigned long long v = strtoull(buf, &end, 10);
+  unsigned long long res = strtoull(end, NULL, 10);
+  *virt = (size_t)v * vmlab_page_size;
+  *rss = (size_t)res * vmlab_page_size;
+}
+
+typedef struct touch_sample {
+  double t;
+  size_t bytes, rss, virt;
+  long minor, major;
+} touch_sample;
+
+static void touch_take_sample(touch_sample *s, double t0, size_t bytes, long minor0, long major0) {
+  long minor, major;
+  vmlab_faults_now(&minor, &major);
+  statm_read(&s->virt, &s->rss);
+  s->t = vmlab_now() - t0;
+  s->bytes = bytes;
+  s->minor = minor - minor0;
+  s->major = major - major0;
+}
+
+static const char *const touch_modes[] = {"read", "write", NULL};
+static const char *const touch_fields[] = {"offset", "length", "stride", "sample", "value", NULL};
+
+static void set_num(lua_State *L, const char *k, double v) {
+  lua_pushnumber(L, v);
+  lua_setfield(L, -2, k);
+}
+static void set_int(lua_State *L, const char *k, lua_Integer v) {
+  lua_pushinteger(L, v);
+  lua_setfield(L, -2, k);
+}
+
+/* r:touch("read"|"write", {offset=, length=, stride=, sample=, value=})
+   One access per stride (default: one per page); returns pages, bytes,
+   seconds and the page faults it cost (getrusage(2)), and with sample=N a
+   timeline with one sample every N bytes touched. */
+static int region_touch(lua_State *L) {
+  vmlab_region *r = vmlab_check_open(L, 1);
+  int write = luaL_checkoption(L, 2, NULL, touch_modes) == 1;
+  vmlab_check_known_fields(L, 3, touch_fields);
+  size_t off, len;
+  vmlab_field_range(L, 3, r->size, &off, &len);
+  lua_Integer stride = vmlab_opt_int_field(L, 3, "stride", (lua_Integer)vmlab_page_size);
+  if (stride <= 0) return luaL_error(L, "bad option 'stride' (must be positive)");
+  lua_Integer sample = vmlab_opt_int_field(L, 3, "sample", 0);
+  if (sample < 0) return luaL_error(L, "bad option 'sample' (must not be negative)");
+  lua_Integer value = vmlab_opt_int_field(L, 3, "value", 1);
+  if (value < 0 || value > 255) return luaL_error(L, "bad option 'value' (a byte, 0 to 255)");
+  size_t step = (size_t)stride;
+  size_t chunk = sample > 0 ? (size_t)sample : len;
+  if (chunk < step) chunk = step;
+  chunk = (chunk + step - 1) / step * step; /* whole strides per chunk */
+
+  touch_sample *samples = NULL;
+  size_t nsamples = 0, cap = 0;
+  if (sample > 0) {
+    cap = len / chunk + 3;
+    samples = lua_newuserdatauv(L, cap * sizeof *samples, 0); /* freed by the GC, even on a fault */
+  }
+  volatile unsigned char *base = r->addr + off;
+  unsigned char v = (unsigned char)value;
+  unsigned sink = 0;
+  long minor0, major0, minor1, major1;
+  vmlab_faults_now(&minor0, &major0);
+  double t0 = vmlab_now();
+  if (samples != NULL) touch_take_sample(&samples[nsamples++], t0, 0, minor0, major0);
+
+  VMLAB_GUARD(L, write ? "touch (write)" : "touch (read)");
+  for (size_t at = 0; at < len;) {
+    size_t stop = len - at < chunk ? len : at + chunk;
+    if (write)
+      for (; at < stop; at += step) base[at] = v;
+    else
+      for (; at < stop; at += step) sink += base[at];
+    if (samples != NULL && nsamples < cap) touch_take_sample(&samples[nsamples++], t0, at < len ? at : len, minor0, major0);
+  }
+  vmlab_guard_end();
+
+  double seconds = vmlab_now() - t0;
+  vmlab_faults_now(&minor1, &major1);
+  (void)sink;
+  lua_createtable(L, 0, 8);
+  set_int(L, "pages", (lua_Integer)((len + step - 1) / step));
+  set_int(L, "bytes", (lua_Integer)len);
+  set_num(L, "seconds", seconds);
+  set_int(L, "minor_faults", minor1 - minor0);
+  set_int(L, "major_faults", major1 - major0);
+  lua_pushstring(L, write ? "write" : "read");
+  lua_setfield(L, -2, "mode");
+  if (samples != NULL) {
+    lua_createtable(L, (int)nsamples, 0);
+    for (size_t i = 0; i < nsamples; i++) {
+      lua_createtable(L, 0, 6);
+      set_num(L, "t", samples[i].t);
+      set_int(L, "bytes", (lua_Integer)samples[i].bytes);
+      set_int(L, "rss", (lua_Integer)samples[i].rss);
+      set_int(L, "virt", (lua_Integer)samples[i].virt);
+      set_int(L, "minor_faults", samples[i].minor);
+      set_int(L, "major_faults", samples[i].major);
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "timeline");
+  }
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Bytes in and out                                                    */
+
+/* r:read(offset, length) -> string */
+static int region_read(lua_State *L) {
+  vmlab_region *r = vmlab_check_open(L, 1);
+  size_t off, len;
+  vmlab_check_range(L, 2, 3, r->size, &off, &len);
+  luaL_Buffer b;
+  char *dst = luaL_buffinitsize(L, &b, len);
+  const unsigned char *src = r->addr + off;
+  VMLAB_GUARD(L, "read");
+  memcpy(dst, src, len);
+  vmlab_guard_end();
+  luaL_pushresultsize(&b, len);
+  return 1;
+}
+
+/* r:write(offset, string) */
+static int region_write(lua_State *L) {
+  vmlab_region *r = vmlab_check_open(L, 1);
+  size_t slen, off, len;
+  const char *s = luaL_checklstring(L, 3, &slen);
+  lua_Integer o = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, o >= 0 && (lua_Unsigned)o <= r->size, 2, "offset is outside the region");
+  luaL_argcheck(L, slen <= r->size - (size_t)o, 3, "string does not fit: offset + #string is past the end");
+  off = (size_t)o;
+  len = slen;
+  unsigned char *dst = r->addr + off;
+  VMLAB_GUARD(L, "write");
+  memcpy(dst, s, len);
+  vmlab_guard_end();
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* r:fill(byte, offset, length) -- memset(3) */
+static int region_fill(lua_State *L) {
+  vmlab_region *r = vmlab_check_open(L, 1);
+  lua_Integer byte = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, byte >= 0 && byte <= 255, 2, "byte must be 0 to 255");
+  size_t off, len;
+  vmlab_check_range(L, 3, 4, r->size, &off, &len);
+  unsigned char *dst = r->addr + off;
+  VMLAB_GUARD(L, "fill");
+  memset(dst, (int)byte, len);
+  vmlab_guard_end();
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Page-granular calls                                                 */
+
+/* The page-aligned span [*start, *start + *bytes) for a byte range: mapped
+   regions round outward (the mapping owns whole pages); heap blocks round
+   inward, so no neighbouring allocation is touched. Raises if empty. */
+static void page_span(lua_State *L, vmlab_region *r, int off_idx, int len_idx, uintptr_t *start, size_t *bytes) {
+  size_t off, len;
+  vmlab_check_range(L, off_idx, len_idx, r->size, &off, &len);
+  uintptr_t a = (uintptr_t)r->addr + off, b = a + len;
+  if (r->kind == VMLAB_KIND_HEAP) {
+    a = PAGE_UP(a);
+    b = PAGE_DOWN(b);
+    if (b <= a) luaL_error(L, "this part of the heap block holds no whole page");
+  } else {
+    a = PAGE_DOWN(a);
+    b = PAGE_UP(b);
+    if (b == a) b = a + vmlab_page_size;
+  }
+  *start = a;
+  *bytes = b - a;
+}
+
+static const char *const advice_names[] = {"normal", "random", "sequential", "willneed", "dontneed", "free",
+                                           "hugepage", "nohugepage", "cold", "pageout", "populate_read",
+                                           "populate_write", "remove", "dontfork", "dofork", NULL};
+static const int advice_values[] = {
+    MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED,
+#ifdef MADV_FREE
+    MADV_FREE,
+#else
+    -1,
+#endif
+    MADV_HUGEPAGE, MADV_NOHUGEPAGE,
+#ifdef MADV_COLD
+    MADV_COLD, MADV_PAGEOUT,
+#else
+    -1, -1,
+#endif
+#ifdef MADV_POPULATE_READ
+    MADV_POPULATE_READ, MADV_POPULATE_WRITE,
+#else
+    22, 23,
+#endif
+    MADV_REMOVE, MADV_DONTFORK, MADV_DOFORK};
+
+/* r:advise(advice, offset, length) -- madvise(2) */
+static int region_advise(lua_State *L) {
+  vmlab_region *r = vmlab_check_open(L, 1);
+  int i = luaL_checkoption(L, 2, NULL, advice_names);
+  uintptr_t start;
+  size_t bytes;
+  page_span(L, r, 3, 4, &start, &bytes);
+  if (advice_values[i] < 0) return vmlab_push_syserror(L, "madvise", EINVAL);
+  if (madvise((void *)start, bytes, advice_values[i]) != 0) {
+    int err = errno;
+    return vmlab_push_syserror(L, lua_pushfstring(L, "madvise(%s)", advice_names[i]), err);
+  }
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* r:protect(prot) -- mprotect(2) of the whole region */
+static int region_protect(lua_State *L) {
+  vmlab_region *r = vmlab_check_open(L, 1);
+  int prot = prot_from_name(L, luaL_checkstring(L, 2), "bad argument #1 to 'protect'");
+  if (r->kind == VMLAB_KIND_HEAP)
+    return luaL_error(L, "protect: a heap block shares pages with malloc's own data; use vm.mmap");
+  if (mprotect(r->addr, r->map_size, prot) != 0) {
+    int err = errno;
+    return vmlab_push_syserror(L, "mprotect", err);
+  }
+  r->prot = prot;
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* r:lock() / r:unlock() -- mlock(2), munlock(2) */
+static int region_lock(lua_State *L) {
+  vmlab_region *r = vmlab_check_open(L, 1);
+  uintptr_t start = PAGE_DOWN((uintptr_t)r->addr);
+  size_t bytes = PAGE_UP((uintptr_t)r->addr + r->size) - start;
+  if (mlock((void *)start, bytes) != 0) {
+    int err = errno;
+    return vmlab_push_syserror(L, "mlock", err);
+  }
+  r->locked = 1;
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int region_unlock(lua_State *L) {
+  vmlab_region *r = vmlab_check_open(L, 1);
+  uintptr_t start = PAGE_DOWN((uintptr_t)r->addr);
+  size_t bytes = PAGE_UP((uintptr_t)r->addr + r->size) - start;
+  if (munlock((void *)start, bytes) != 0) {
+    int err = errno;
+    return vmlab_push_syserror(L, "munlock", err);
+  }
+  r->locked = 0;
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* r:sync() -- msync(2) MS_SYNC: a shared file mapping's writes reach the file */
+static int region_sync(lua_State *L) {
+  vmlab_region *r = vmlab_check_open(L, 1);
+  if (r->kind == VMLAB_KIND_HEAP) return luaL_error(L, "sync: only mapped regions can be synced");
+  if (msync(r->addr, r->map_size, MS_SYNC) != 0) {
+    int err = errno;
+    return vmlab_push_syserror(L, "msync", err);
+  }
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* r:resident(offset, length) -> resident pages, pages -- mincore(2) */
+static int region_resident(lua_State *L) {
+  vmlab_region *r = vmlab_check_open(L, 1);
+  uintptr_t start;
+  size_t bytes;
+  page_span(L, r, 2, 3, &start, &bytes);
+  size_t pages = bytes / vmlab_page_size, count = 0;
+  unsigned char vec[4096];
+  for (size_t done = 0; done < pages;) {
+    size_t n = pages - done < sizeof vec ? pages - done : sizeof vec;
+    if (mincore((void *)(start + done * vmlab_page_size), n * vmlab_page_size, vec) != 0) {
+      int err = errno;
+      return vmlab_push_syserror(L, "mincore", err);
+    }
+    for (size_t i = 0; i < n; i++) count += vec[i] & 1;
+    done += n;
+  }
+  lua_pushinteger(L, (lua_Integer)count);
+  lua_pushinteger(L, (lua_Integer)pages);
+  return 2;
+}
+
+/* ------------------------------------------------------------------ */
+/* Physical frames -- /proc/self/pagemap (see proc(5), pagemap.rst)     */
+
+#define PM_PRESENT (1ULL << 63)
+#define PM_SWAPPED (1ULL << 62)
+#define PM_FILE_SHARED (1ULL << 61)
+#define PM_EXCLUSIVE (1ULL << 56)
+#define PM_SOFT_DIRTY (1ULL << 55)
+#define PM_PFN_MASK ((1ULL << 55) - 1)
+
+/* Read count pagemap entries from the page holding address. 0 or errno. */
+static int pagemap_read(uintptr_t address, size_t count, uint64_t *out) {
+  int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  size_t want = count * sizeof *out, got = 0;
+  off_t at = (off_t)(address / vmlab_page_size * sizeof *out);
+  while (got < want) {
+    ssize_t n = pread(fd, (char *)out + got, want - got, at + (off_t)got);
+    if (n <= 0) {
+      int err = n < 0 ? errno : EIO;
+      close(fd);
+      return err;
+    }
+    got += (size_t)n;
+  }
+  close(fd);
+  return 0;
+}
+
+static const char hidden_reason[] =
+    "frame numbers are hidden: /proc/self/pagemap shows PFN 0 without CAP_SYS_ADMIN";
+
+/* r:frames(first_page, count) -> {pfn or false, ...}  (false: not present) */
+static int region_frames(lua_State *L) {
+  vmlab_region *r = vmlab_check_open(L, 1);
+  uintptr_t first_addr = PAGE_DOWN((uintptr_t)r->addr);
+  size_t total = (PAGE_UP((uintptr_t)r->addr + r->size) - first_addr) / vmlab_page_size;
+  size_t first = vmlab_opt_count(L, 2, 0);
+  luaL_argcheck(L, first < total, 2, "first_page is past the last page of the region");
+  size_t count = vmlab_opt_count(L, 3, total - first);
+  luaL_argcheck(L, count <= total - first, 3, "first_page + count is past the end of the region");
+  luaL_argcheck(L, count > 0, 3, "count must be positive");
+  uint64_t *e = lua_newuserdatauv(L, count * sizeof *e, 0);
+  int err = pagemap_read(first_addr + first * vmlab_page_size, count, e);
+  if (err != 0) return vmlab_push_syserror(L, "pagemap", err);
+  int present = 0, hidden = 1;
+  lua_createtable(L, (int)count, 0);
+  for (size_t i = 0; i < count; i++) {
+    if (e[i] & PM_PRESENT) {
+      present = 1;
+      if (e[i] & PM_PFN_MASK) hidden = 0;
+      lua_pushinteger(L, (lua_Integer)(e[i] & PM_PFN_MASK));
+    } else {
+      lua_pushboolean(L, 0);
+    }
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  if (present && hidden) {
+    lua_pushnil(L);
+    lua_pushstring(L, hidden_reason);
+    return 2;
+  }
+  return 1;
+}
+
+/* vm.pagemap(address) -> {present=, pfn=, swapped=, file_or_shared=, exclusive=, soft_dirty=, physical_address=}
+   for any address of this process (a global, a stack slot, a heap block). */
+static int region_pagemap(lua_State *L) {
+  lua_Integer a = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, a >= 0, 1, "address must not be negative");
+  uint64_t e;
+  int err = pagemap_read((uintptr_t)a, 1, &e);
+  if (err != 0) return vmlab_push_syserror(L, "pagemap", err);
+  uint64_t pfn = e & PM_PFN_MASK;
+  lua_createtable(L, 0, 8);
+  lua_pushboolean(L, (e & PM_PRESENT) != 0);
+  lua_setfield(L, -2, "present");
+  lua_pushboolean(L, (e & PM_SWAPPED) != 0);
+  lua_setfield(L, -2, "swapped");
+  lua_pushboolean(L, (e & PM_FILE_SHARED) != 0);
+  lua_setfield(L, -2, "file_or_shared");
+  lua_pushboolean(L, (e & PM_EXCLUSIVE) != 0);
+  lua_setfield(L, -2, "exclusive");
+  lua_pushboolean(L, (e & PM_SOFT_DIRTY) != 0);
+  lua_setfield(L, -2, "soft_dirty");
+  if ((e & PM_PRESENT) && pfn != 0) {
+    set_int(L, "pfn", (lua_Integer)pfn);
+    set_int(L, "physical_address", (lua_Integer)(pfn * vmlab_page_size + ((uintptr_t)a & (vmlab_page_size - 1))));
+  } else if (e & PM_PRESENT) {
+    lua_pushstring(L, hidden_reason);
+    lua_setfield(L, -2, "hidden");
+  }
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Seen from Lua                                                       */
+
+static int region_index(lua_State *L) {
+  vmlab_region *r = vmlab_check_region(L, 1);
+  const char *k = luaL_checkstring(L, 2);
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1; /* a method */
+  if (strcmp(k, "closed") == 0) lua_pushboolean(L, r->addr == NULL);
+  else if (strcmp(k, "kind") == 0) lua_pushstring(L, kind_names[r->kind]);
+  else if (r->addr == NULL) luaL_error(L, "attempt to use a closed region");
+  else if (strcmp(k, "address") == 0) lua_pushinteger(L, (lua_Integer)(uintptr_t)r->addr);
+  else if (strcmp(k, "size") == 0) lua_pushinteger(L, (lua_Integer)r->size);
+  else if (strcmp(k, "pages") == 0) lua_pushinteger(L, (lua_Integer)((r->size + vmlab_page_size - 1) / vmlab_page_size));
+  else if (strcmp(k, "prot") == 0) lua_pushstring(L, prot_name(r->prot));
+  else if (strcmp(k, "shared") == 0) lua_pushboolean(L, r->shared);
+  else if (strcmp(k, "locked") == 0) lua_pushboolean(L, r->locked);
+  else if (strcmp(k, "name") == 0) r->name ? (void)lua_pushstring(L, r->name) : lua_pushnil(L);
+  else lua_pushnil(L);
+  return 1;
+}
+
+static int region_len(lua_State *L) {
+  vmlab_region *r = vmlab_check_open(L, 1);
+  lua_pushinteger(L, (lua_Integer)r->size);
+  return 1;
+}
+
+static void push_human(luaL_Buffer *b, size_t n) {
+  static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = (double)n;
+  int i = 0;
+  while (v >= 1024 && i < 4) v /= 1024, i++;
+  char tmp[48];
+  if (i == 0) snprintf(tmp, sizeof tmp, "%zu B", n);
+  else snprintf(tmp, sizeof tmp, "%.1f %s", v, unit[i]);
+  luaL_addstring(b, tmp);
+}
+
+/* "vmlab.Region mmap 0x7f...000-0x7f...000 (64.0 MiB, rw, private, 12/16384 pages resident)" */
+static int region_tostring(lua_State *L) {
+  vmlab_region *r = vmlab_check_region(L, 1);
+  if (r->addr == NULL) {
+    lua_pushfstring(L, "vmlab.Region %s (closed)", kind_names[r->kind]);
+    return 1;
+  }
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  char tmp[160];
+  snprintf(tmp, sizeof tmp, "vmlab.Region %s %p-%p (", kind_names[r->kind], (void *)r->addr, (void *)(r->addr + r->size));
+  luaL_addstring(&b, tmp);
+  push_human(&b, r->size);
+  snprintf(tmp, sizeof tmp, ", %s, %s", prot_name(r->prot), r->shared ? "shared" : "private");
+  luaL_addstring(&b, tmp);
+  if (r->name) {
+    luaL_addstring(&b, ", ");
+    luaL_addstring(&b, r->name);
+  }
+  uintptr_t a = PAGE_DOWN((uintptr_t)r->addr);
+  size_t pages = (PAGE_UP((uintptr_t)r->addr + r->size) - a) / vmlab_page_size, res = 0;
+  unsigned char vec[512];
+  int ok = 1;
+  for (size_t done = 0; done < pages && ok;) {
+    size_t n = pages - done < sizeof vec ? pages - done : sizeof vec;
+    ok = mincore((void *)(a + done * vmlab_page_size), n * vmlab_page_size, vec) == 0;
+    for (size_t i = 0; ok && i < n; i++) res += vec[i] & 1;
+    done += n;
+  }
+  if (ok) snprintf(tmp, sizeof tmp, ", %zu/%zu pages resident", res, pages);
+  else snprintf(tmp, sizeof tmp, ", %zu pages", pages);
+  luaL_addstring(&b, tmp);
+  if (r->locked) luaL_addstring(&b, ", locked");
+  luaL_addchar(&b, ')');
+  luaL_pushresult(&b);
+  return 1;
+}
+
+static const luaL_Reg region_methods[] = {
+    {"touch", region_touch}, {"read", region_read},       {"write", region_write},   {"fill", region_fill},
+    {"advise", region_advise}, {"protect", region_protect}, {"lock", region_lock},   {"unlock", region_unlock},
+    {"sync", region_sync},   {"resident", region_resident}, {"frames", region_frames}, {"close", region_close},
+    {NULL, NULL}};
+
+void vmlab_region_add_methods(lua_State *L, const luaL_Reg *methods) {
+  luaL_getmetatable(L, VMLAB_REGION_MT);
+  lua_getfield(L, -1, "__methods");
+  luaL_setfuncs(L, methods, 0);
+  lua_pop(L, 2);
+}
+
+void vmlab_open_regions(lua_State *L) {
+  luaL_newmetatable(L, VMLAB_REGION_MT);
+  lua_newtable(L); /* methods */
+  luaL_setfuncs(L, region_methods, 0);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "__methods");
+  lua_pushcclosure(L, region_index, 1);
+  lua_setfield(L, -2, "__index");
+  static const luaL_Reg meta[] = {{"__gc", region_close}, {"__close", region_close}, {"__len", region_len},
+                                  {"__tostring", region_tostring}, {NULL, NULL}};
+  luaL_setfuncs(L, meta, 0);
+  lua_pushliteral(L, "vmlab.Region");
+  lua_setfield(L, -2, "__name");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, region_mmap);
+  lua_setfield(L, -2, "mmap");
+  lua_pushcfunction(L, region_pagemap);
+  lua_setfield(L, -2, "pagemap");
+}

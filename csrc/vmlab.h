@@ -1,0 +1,159 @@
+/*
+ * vmlab.h - the one private header of the vmlab.core C module.
+ *
+ * Every C file in csrc/ includes this and nothing of each other's. It holds:
+ *   - the Region object (memory you hold: an mmap'd area, a malloc'd block
+ *     or a POSIX shared-memory object), shared by regions, heap and shm;
+ *   - the argument checks that turn bad input into Lua errors naming the
+ *     argument, and the pusher for failed system calls (nil, msg, errno);
+ *   - the fault guard, which turns SIGSEGV/SIGBUS inside a guarded memory
+ *     access into a Lua error instead of a dead interpreter;
+ *   - one vmlab_open_<concern>() entry point per C file, called by core.c.
+ */
+#ifndef VMLAB_H
+#define VMLAB_H
+
+#include <setjmp.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#define VMLAB_REGION_MT "vmlab.Region"
+#define VMLAB_CHILD_MT "vmlab.Child"
+#define VMLAB_COUNTER_MT "vmlab.FaultCounter"
+
+/* ------------------------------------------------------------------ */
+/* Regions                                                             */
+
+enum vmlab_kind {
+  VMLAB_KIND_MAP = 0,  /* mmap(2): anonymous or file */
+  VMLAB_KIND_HEAP = 1, /* malloc(3)/calloc(3): released with free(3) */
+  VMLAB_KIND_SHM = 2   /* shm_open(3) + mmap(2) MAP_SHARED */
+};
+
+typedef struct vmlab_region {
+  unsigned char *addr; /* first byte; NULL once closed */
+  size_t size;         /* usable bytes */
+  size_t map_size;     /* bytes to munmap (page-rounded); 0 for heap */
+  int prot;            /* current PROT_* as far as we know */
+  int kind;            /* enum vmlab_kind */
+  int shared;          /* MAP_SHARED */
+  int locked;          /* mlock(2) held */
+  int fd;              /* backing file or shm fd kept open, or -1 */
+  int unlink_on_close; /* shm: the creator unlinks the name on close */
+  pid_t owner;         /* process that created it: only it releases */
+  char *name;          /* file path or shm name (malloc'd), or NULL */
+} vmlab_region;
+
+/* Page size from sysconf(_SC_PAGESIZE), set once by luaopen_vmlab_core. */
+extern size_t vmlab_page_size;
+
+/* Push a new, zeroed, closed Region userdata with its metatable. */
+vmlab_region *vmlab_region_new(lua_State *L);
+/* Check that argument idx is a Region (any state). */
+vmlab_region *vmlab_check_region(lua_State *L, int idx);
+/* Check that argument idx is an open Region, else "attempt to use a closed region". */
+vmlab_region *vmlab_check_open(lua_State *L, int idx);
+/* Add functions to the Region method table (used by heap.c, shm.c). */
+void vmlab_region_add_methods(lua_State *L, const luaL_Reg *methods);
+/* Release what a region holds; safe to call twice and in a forked child. */
+void vmlab_region_release(vmlab_region *r);
+
+/* ------------------------------------------------------------------ */
+/* Arguments                                                           */
+
+/* A positive byte count (> 0) that fits a size_t and an off_t. */
+size_t vmlab_check_size(lua_State *L, int idx);
+/* An optional non-negative integer, with default. */
+size_t vmlab_opt_count(lua_State *L, int idx, size_t def);
+/*
+ * offset (arg off_idx, default 0) and length (arg len_idx, default: to the
+ * end) inside [0, size): raises naming the argument when negative, past the
+ * end, or when offset + length overflows.
+ */
+void vmlab_check_range(lua_State *L, int off_idx, int len_idx, size_t size,
+                       size_t *off, size_t *len);
+/* Same, reading "offset" and "length" fields of the table at idx (or none). */
+void vmlab_field_range(lua_State *L, int idx, size_t size, size_t *off,
+                       size_t *len);
+/* Optional integer/boolean/string field of an options table (idx may be none). */
+lua_Integer vmlab_opt_int_field(lua_State *L, int idx, const char *k,
+                                lua_Integer def);
+int vmlab_opt_bool_field(lua_State *L, int idx, const char *k, int def);
+const char *vmlab_opt_string_field(lua_State *L, int idx, const char *k,
+                                   const char *def);
+/* Raise if the table at idx has a key that is not in the NULL-ended list. */
+void vmlab_check_known_fields(lua_State *L, int idx, const char *const known[]);
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+
+/* Push nil, "<what>: <strerror(err)>", err and return 3. Save errno first! */
+int vmlab_push_syserror(lua_State *L, const char *what, int err);
+
+/* ------------------------------------------------------------------ */
+/* Fault guard                                                         */
+/*
+ * A process-wide SIGSEGV/SIGBUS handler is installed once. Outside a guarded
+ * section it restores the previous disposition and returns, so the fault
+ * repeats and ends the process exactly as it would have. Inside one it
+ * records the siginfo and siglongjmp()s back to the VMLAB_GUARD() point.
+ *
+ *   VMLAB_GUARD(L, "write");        -- a fault from here on raises
+ *   ... touch memory: no Lua API calls, no allocations ...
+ *   vmlab_guard_end();
+ *
+ * The fault raises "<what>: SIGSEGV (SEGV_ACCERR) at 0x..." from the function
+ * that set the guard (so VMLAB_GUARD must be used in that function's own body;
+ * locals changed after it must not be needed once a fault has happened).
+ * Code that wants the fault as data (lab.c probes) uses sigsetjmp itself and
+ * reads vmlab_guard_last.
+ */
+typedef struct vmlab_guard_info {
+  int signal;      /* SIGSEGV or SIGBUS */
+  int code;        /* si_code: SEGV_MAPERR, SEGV_ACCERR, BUS_ADRERR, ... */
+  uintptr_t address;
+} vmlab_guard_info;
+
+extern sigjmp_buf vmlab_guard_jmp;
+extern volatile sig_atomic_t vmlab_guard_active;
+extern vmlab_guard_info vmlab_guard_last;
+
+/* The handler runs with SA_NODEFER, so no signal mask needs restoring. */
+#define VMLAB_GUARD(L, what)                                                 \
+  if (sigsetjmp(vmlab_guard_jmp, 0) != 0)                                    \
+    return vmlab_guard_raise((L), (what));                                   \
+  vmlab_guard_active = 1
+#define vmlab_guard_end() (vmlab_guard_active = 0)
+
+void vmlab_guard_install(void);
+/* Raise a Lua error describing the fault just caught during <what>. */
+int vmlab_guard_raise(lua_State *L, const char *what);
+const char *vmlab_signal_name(int sig);
+const char *vmlab_fault_code_name(int sig, int code);
+
+/* ------------------------------------------------------------------ */
+/* Time and counters shared by the touch loop and the counters module  */
+
+double vmlab_now(void); /* CLOCK_MONOTONIC seconds */
+void vmlab_faults_now(long *minor, long *major); /* getrusage(RUSAGE_SELF) */
+
+/* ------------------------------------------------------------------ */
+/* One entry point per concern; each adds fields to the table on top.  */
+
+void vmlab_open_guard(lua_State *L);
+void vmlab_open_regions(lua_State *L);
+void vmlab_open_heap(lua_State *L);
+void vmlab_open_process(lua_State *L);
+void vmlab_open_shm(lua_State *L);
+void vmlab_open_counters(lua_State *L);
+void vmlab_open_lab(lua_State *L);
+
+/* The module entry point (require "vmlab.core"). */
+int luaopen_vmlab_core(lua_State *L);
+
+#endif

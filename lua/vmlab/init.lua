@@ -1,0 +1,26 @@
+--- vmlab: virtual-memory experiments from Lua.
+-- The C module `vmlab.core` does the system calls; this facade adds what is
+-- easier in Lua. Submodules (`proc`, `units`, ...) load on first use, so
+-- `require "vmlab"` stays cheap.
+-- @module vmlab
+local core = require "vmlab.core"
+
+local vm = { _VERSION = "vmlab scm" }
+for k, v in pairs(core) do vm[k] = v end
+
+-- name -> module, loaded on first access: vm.proc.status(), vm.units.parse_size() ...
+local lazy = {
+  proc = "vmlab.proc",
+  units = "vmlab.units",
+  child = "vmlab.child",
+}
+
+return setmetatable(vm, {
+  __index = function(t, k)
+    local name = lazy[k]
+    if name == nil then return nil end
+    local m = require(name)
+    rawset(t, k, m)
+    return m
+  end,
+})

@@ -1,0 +1,59 @@
+--- Sizes and times in human units, both ways.
+-- @module vmlab.units
+local units = {}
+
+local factor = {
+  B = 1, K = 1024, KB = 1024, KIB = 1024, M = 1024 ^ 2, MB = 1024 ^ 2, MIB = 1024 ^ 2,
+  G = 1024 ^ 3, GB = 1024 ^ 3, GIB = 1024 ^ 3, T = 1024 ^ 4, TB = 1024 ^ 4, TIB = 1024 ^ 4,
+}
+
+--- Parse "512", "512KiB", "64MiB", "2GiB", "1.5G" into bytes (an integer).
+-- A bare number counts in `default_unit` ("MiB" unless given), as memtest does.
+-- @return bytes, or nil and a message
+function units.parse_size(text, default_unit)
+  if math.type(text) == "integer" then text = tostring(text) end
+  if type(text) ~= "string" then return nil, "size must be a string such as 64MiB" end
+  local num, unit = text:match("^%s*(%d+%.?%d*)%s*(%a*)%s*$")
+  if not num then return nil, ("bad size '%s' (expected a number with an optional unit: 512, 64MiB, 2GiB)"):format(text) end
+  unit = unit == "" and (default_unit or "MiB") or unit
+  local f = factor[unit:upper()]
+  if not f then return nil, ("bad size '%s' (unknown unit '%s'; use B, KiB, MiB, GiB or TiB)"):format(text, unit) end
+  local bytes = tonumber(num) * f
+  if bytes ~= bytes or bytes >= 2 ^ 62 then return nil, ("bad size '%s' (too large)"):format(text) end
+  bytes = math.floor(bytes)
+  if bytes <= 0 then return nil, ("bad size '%s' (must be positive)"):format(text) end
+  return math.tointeger(bytes)
+end
+
+--- 1536 -> "1.5 KiB", 3221225472 -> "3.0 GiB".
+function units.bytes(n)
+  if n == nil then return "n/a" end
+  local sign = n < 0 and "-" or ""
+  n = math.abs(n)
+  if n < 1024 then return ("%s%d B"):format(sign, math.floor(n)) end
+  local names = { "KiB", "MiB", "GiB", "TiB", "PiB" }
+  local i = 0
+  repeat n = n / 1024; i = i + 1 until n < 1024 or i == #names
+  return ("%s%.1f %s"):format(sign, n, names[i])
+end
+
+--- Seconds in the most readable unit: "850 ns", "12.3 us", "4.56 ms", "1.23 s".
+function units.seconds(s)
+  if s == nil then return "n/a" end
+  if s < 1e-6 then return ("%.0f ns"):format(s * 1e9) end
+  if s < 1e-3 then return ("%.1f us"):format(s * 1e6) end
+  if s < 1 then return ("%.2f ms"):format(s * 1e3) end
+  return ("%.2f s"):format(s)
+end
+
+--- 1234567 -> "1,234,567".
+function units.count(n)
+  if n == nil then return "n/a" end
+  local s = tostring(math.tointeger(n) or n)
+  local sign, int, rest = s:match("^(-?)(%d+)(.*)$")
+  if not int then return s end
+  int = int:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", "")
+  return sign .. int .. rest
+end
+
+return units
