@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -177,18 +178,80 @@ void vmlab_faults_now(long *minor, long *major) {
   *major = ru.ru_majflt;
 }
 
+void vmlab_set_int(lua_State *L, const char *k, lua_Integer v) {
+  lua_pushinteger(L, v);
+  lua_setfield(L, -2, k);
+}
+
+void vmlab_set_num(lua_State *L, const char *k, double v) {
+  lua_pushnumber(L, v);
+  lua_setfield(L, -2, k);
+}
+
+void vmlab_set_bool(lua_State *L, const char *k, int v) {
+  lua_pushboolean(L, v);
+  lua_setfield(L, -2, k);
+}
+
+void vmlab_set_str(lua_State *L, const char *k, const char *v) {
+  lua_pushstring(L, v);
+  lua_setfield(L, -2, k);
+}
+
+/* vm.now() -> seconds on the monotonic clock -- see clock_gettime(2) */
+static int core_now(lua_State *L) {
+  lua_pushnumber(L, vmlab_now());
+  return 1;
+}
+
+/* vm.sleep(seconds) -- see nanosleep(2); resumes after signals */
+static int core_sleep(lua_State *L) {
+  lua_Number s = luaL_checknumber(L, 1);
+  luaL_argcheck(L, s >= 0 && s <= 1e9, 1, "seconds must be between 0 and 1e9");
+  struct timespec ts = {(time_t)s, (long)((s - (lua_Number)(time_t)s) * 1e9)};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+  return 0;
+}
+
+/* vm.isatty(f) -> bool: f is a file descriptor number or a Lua file
+   (io.stdin, io.stdout, ...) -- see isatty(3) */
+static int core_isatty(lua_State *L) {
+  int fd;
+  if (lua_isinteger(L, 1)) {
+    fd = (int)lua_tointeger(L, 1);
+  } else {
+    luaL_Stream *f = luaL_checkudata(L, 1, LUA_FILEHANDLE);
+    luaL_argcheck(L, f->closef != NULL && f->f != NULL, 1, "file is closed");
+    fd = fileno(f->f);
+  }
+  lua_pushboolean(L, fd >= 0 && isatty(fd));
+  return 1;
+}
+
 int luaopen_vmlab_core(lua_State *L) {
   long ps = sysconf(_SC_PAGESIZE);
   if (ps > 0) vmlab_page_size = (size_t)ps;
   lua_newtable(L);
   lua_pushinteger(L, (lua_Integer)vmlab_page_size);
   lua_setfield(L, -2, "page_size");
+  lua_pushcfunction(L, core_now);
+  lua_setfield(L, -2, "now");
+  lua_pushcfunction(L, core_sleep);
+  lua_setfield(L, -2, "sleep");
+  lua_pushcfunction(L, core_isatty);
+  lua_setfield(L, -2, "isatty");
   vmlab_open_guard(L);
   vmlab_open_regions(L);
+  vmlab_open_frames(L);
+  vmlab_open_pagecache(L);
   vmlab_open_heap(L);
   vmlab_open_process(L);
   vmlab_open_shm(L);
   vmlab_open_counters(L);
   vmlab_open_lab(L);
+  vmlab_open_faultsample(L);
+  vmlab_open_sum(L);
+  vmlab_open_ipc(L);
   return 1;
 }

@@ -1,3 +1,313 @@
-/* placeholder until the lab concern lands */
+/*
+ * lab.c - small probes the experiments need and the region API does not
+ * cover: an access that may fault (the fault comes back as data), a
+ * recursion that runs into the stack guard, the addresses of this module's
+ * own global, constant, bss, code, stack and heap objects, resource limits,
+ * a directory listing (the experiments registry finds its files with it),
+ * isatty and sleep for the interactive memtest.
+ */
 #include "vmlab.h"
-void vmlab_open_lab(lua_State *L) { (void)L; }
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------ */
+/* vm.probe(address, "read"|"write" [, {catch = false}])               */
+
+static const char *const lab_probe_modes[] = {"read", "write", NULL};
+static const char *const lab_probe_fields[] = {"catch", "value", NULL};
+
+/* One byte at a: read it, or write v over it. Not instrumented: the address
+   may be anything (NULL too), and the sanitizers would flag it themselves. */
+__attribute__((no_sanitize("address", "undefined"), noinline)) static unsigned lab_access(uintptr_t a, int write, unsigned char v) {
+  volatile unsigned char *p = (volatile unsigned char *)a;
+  if (write) {
+    *p = v;
+    return v;
+  }
+  return *p;
+}
+
+/* The outcome table: the faults the access cost, and the signal if refused. */
+static void lab_push_outcome(lua_State *L, const vmlab_guard_info *fi, long minor, long major, lua_Integer value) {
+  lua_createtable(L, 0, 7);
+  vmlab_set_int(L, "minor_faults", minor);
+  vmlab_set_int(L, "major_faults", major);
+  if (fi == NULL) {
+    vmlab_set_int(L, "value", value);
+    return;
+  }
+  const char *sn = vmlab_signal_name(fi->signal);
+  vmlab_set_int(L, "signal", fi->signal);
+  vmlab_set_str(L, "signal_name", sn ? sn : "?");
+  vmlab_set_int(L, "code", fi->code);
+  vmlab_set_str(L, "code_name", vmlab_fault_code_name(fi->signal, fi->code));
+  vmlab_set_int(L, "address", (lua_Integer)fi->address);
+}
+
+/* vm.probe(address, mode, opts) -> ok, outcome
+   Reads (or, with mode "write", writes opts.value, default 0, over) the byte
+   at address. A page fault the kernel resolves is invisible: ok is true and
+   outcome is {value=, minor_faults=, major_faults=} (the faults this one
+   access cost, from getrusage(2)). One it refuses (SIGSEGV, SIGBUS) comes
+   back as data: ok is false and outcome is {signal=, signal_name=, code=,
+   code_name=, address=, minor_faults=, major_faults=}. With {catch = false}
+   the access is made with no guard, so a refused access ends the process
+   with the real signal (use it in a child). See sigaction(2) for si_code. */
+static int lab_probe(lua_State *L) {
+  lua_Integer a = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, a >= 0, 1, "address must not be negative");
+  int write = luaL_checkoption(L, 2, "read", lab_probe_modes) == 1;
+  vmlab_check_known_fields(L, 3, lab_probe_fields);
+  int catch = vmlab_opt_bool_field(L, 3, "catch", 1);
+  lua_Integer value = vmlab_opt_int_field(L, 3, "value", 0);
+  if (value < 0 || value > 255) return luaL_error(L, "bad option 'value' (a byte, 0 to 255)");
+  lua_createtable(L, 0, 7); /* allocate before counting, so Lua's own faults stay out */
+  lua_pop(L, 1);
+  long minor0, major0, minor1, major1;
+  vmlab_faults_now(&minor0, &major0); /* once to warm the path */
+  vmlab_faults_now(&minor0, &major0);
+  if (!catch) {
+    unsigned got = lab_access((uintptr_t)a, write, (unsigned char)value);
+    vmlab_faults_now(&minor1, &major1);
+    lua_pushboolean(L, 1);
+    lab_push_outcome(L, NULL, minor1 - minor0, major1 - major0, (lua_Integer)got);
+    return 2;
+  }
+  volatile unsigned got = 0;
+  if (sigsetjmp(vmlab_guard_jmp, 0) != 0) {
+    vmlab_faults_now(&minor1, &major1);
+    vmlab_guard_info fi = vmlab_guard_last;
+    lua_pushboolean(L, 0);
+    lab_push_outcome(L, &fi, minor1 - minor0, major1 - major0, 0);
+    return 2;
+  }
+  vmlab_guard_active = 1;
+  got = lab_access((uintptr_t)a, write, (unsigned char)value);
+  vmlab_guard_end();
+  vmlab_faults_now(&minor1, &major1);
+  lua_pushboolean(L, 1);
+  lab_push_outcome(L, NULL, minor1 - minor0, major1 - major0, (lua_Integer)got);
+  return 2;
+}
+
+/* ------------------------------------------------------------------ */
+/* vm.stack_recurse(frame_size, region, offset)                        */
+
+/* Each call holds a frame_size-byte array, writes the depth into its lowest
+   byte (so every call touches the stack below the last one) and into the
+   region, then calls itself. It never returns: the stack runs into its limit
+   and the guard gap below it, and the kernel sends SIGSEGV. With no
+   alternate signal stack the handler cannot run, so the process dies. */
+VMLAB_NO_ASAN __attribute__((noinline)) static long lab_recurse(size_t frame, volatile int64_t *slot, long depth,
+                                                                long max_depth) {
+  volatile unsigned char buf[frame];
+  buf[0] = (unsigned char)depth;
+  buf[frame - 1] = 0;
+  *slot = depth;
+  if (depth >= max_depth) return depth;
+  long deeper = lab_recurse(frame, slot, depth + 1, max_depth);
+  /* Reading buf (volatile, 0) after the call keeps the frame alive: no tail call. */
+  return deeper + buf[frame - 1];
+}
+
+/* vm.stack_recurse(frame_size, region, offset [, max_depth]) -- does not
+   return unless max_depth calls fit on the stack (then it returns the
+   depth); run it in a child (vm.fork) and read the depth the child reached
+   from the (shared) region at offset, a plain native-endian 64-bit integer. */
+static int lab_stack_recurse(lua_State *L) {
+  lua_Integer frame = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, frame >= 16 && frame <= (1 << 20), 1, "frame_size must be 16 bytes to 1 MiB");
+  vmlab_region *r = vmlab_check_open(L, 2);
+  lua_Integer off = luaL_optinteger(L, 3, 0);
+  luaL_argcheck(L, off >= 0 && (off % 8) == 0, 3, "offset must be a non-negative multiple of 8");
+  luaL_argcheck(L, (lua_Unsigned)off + 8 <= r->size, 3, "offset + 8 is past the end of the region");
+  lua_Integer max_depth = luaL_optinteger(L, 4, 1L << 40);
+  luaL_argcheck(L, max_depth > 0, 4, "max_depth must be positive");
+  volatile int64_t *slot = (volatile int64_t *)(void *)(r->addr + off);
+  *slot = 0;
+  long d = lab_recurse((size_t)frame, slot, 1, (long)max_depth);
+  lua_pushinteger(L, d);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* vm.addresses()                                                       */
+
+/* Objects of this module in the segments the regions experiment shows. */
+int vmlab_lab_global = 42;                             /* .data: an initialised global */
+static const char lab_rodata[] = "vmlab constant data"; /* .rodata: a constant */
+/* .bss: zero-initialised; page-aligned, so that it starts past the last page
+   of .data, in the anonymous mapping the loader adds after the file's data */
+static char lab_bss[8192] __attribute__((aligned(4096)));
+
+/* vm.addresses() -> {global=, static_data=, bss=, text=, stack=, heap=}
+   global: an initialised C global (.data); static_data: a constant string
+   (.rodata); bss: a zero-initialised static array (.bss); text: the address
+   of this C function (.text); stack: a local variable of this call; heap: a
+   64-byte malloc(3) block (freed again before returning, so it only tells
+   where small blocks live). All in this module (vmlab/core.so), not in the
+   lua5.4 executable. */
+static int lab_addresses(lua_State *L) {
+  volatile int local = 1;
+  void *block = malloc(64);
+  lua_createtable(L, 0, 6);
+  vmlab_set_int(L, "global", (lua_Integer)(uintptr_t)&vmlab_lab_global);
+  vmlab_set_int(L, "static_data", (lua_Integer)(uintptr_t)lab_rodata);
+  vmlab_set_int(L, "bss", (lua_Integer)(uintptr_t)lab_bss);
+  vmlab_set_int(L, "text", (lua_Integer)(uintptr_t)&lab_addresses);
+  vmlab_set_int(L, "stack", (lua_Integer)(uintptr_t)&local);
+  if (block != NULL) vmlab_set_int(L, "heap", (lua_Integer)(uintptr_t)block);
+  free(block);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* vm.getrlimit(name), vm.setrlimit(name, soft, hard)                  */
+
+static const char *const lab_rlimit_names[] = {"as", "core", "cpu", "data", "fsize", "memlock", "nofile",
+                                               "nproc", "rss", "stack", NULL};
+static const int lab_rlimit_values[] = {RLIMIT_AS, RLIMIT_CORE, RLIMIT_CPU, RLIMIT_DATA, RLIMIT_FSIZE,
+                                        RLIMIT_MEMLOCK, RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_RSS,
+                                        RLIMIT_STACK};
+
+static void lab_push_rlim(lua_State *L, rlim_t v) {
+  if (v == RLIM_INFINITY) lua_pushnumber(L, HUGE_VAL);
+  else lua_pushinteger(L, (lua_Integer)v);
+}
+
+/* A limit argument: a non-negative integer, math.huge or "unlimited". */
+static rlim_t lab_check_rlim(lua_State *L, int idx, rlim_t def) {
+  if (lua_isnoneornil(L, idx)) return def;
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    luaL_argcheck(L, strcmp(lua_tostring(L, idx), "unlimited") == 0, idx,
+                  "a limit is a non-negative integer, math.huge or \"unlimited\"");
+    return RLIM_INFINITY;
+  }
+  lua_Number n = luaL_checknumber(L, idx);
+  if (n == HUGE_VAL) return RLIM_INFINITY;
+  int isint = 0;
+  lua_Integer i = lua_tointegerx(L, idx, &isint);
+  luaL_argcheck(L, isint && i >= 0, idx, "a limit is a non-negative integer, math.huge or \"unlimited\"");
+  return (rlim_t)i;
+}
+
+/* vm.getrlimit(name) -> soft, hard  -- see getrlimit(2)
+   name: "as", "core", "cpu", "data", "fsize", "memlock", "nofile", "nproc",
+   "rss", "stack". Bytes (or a count, or seconds for "cpu"); no limit
+   (RLIM_INFINITY) is math.huge, so `size < soft` works either way. */
+static int lab_getrlimit(lua_State *L) {
+  int which = lab_rlimit_values[luaL_checkoption(L, 1, NULL, lab_rlimit_names)];
+  struct rlimit rl;
+  if (getrlimit(which, &rl) != 0) {
+    int err = errno;
+    return vmlab_push_syserror(L, "getrlimit", err);
+  }
+  lab_push_rlim(L, rl.rlim_cur);
+  lab_push_rlim(L, rl.rlim_max);
+  return 2;
+}
+
+/* vm.setrlimit(name, soft [, hard]) -> true | nil, msg, errno  -- see setrlimit(2)
+   soft/hard: integer, math.huge or "unlimited"; hard defaults to the current
+   hard limit. Raising the hard limit needs privilege. */
+static int lab_setrlimit(lua_State *L) {
+  int which = lab_rlimit_values[luaL_checkoption(L, 1, NULL, lab_rlimit_names)];
+  struct rlimit rl;
+  if (getrlimit(which, &rl) != 0) {
+    int err = errno;
+    return vmlab_push_syserror(L, "getrlimit", err);
+  }
+  rl.rlim_cur = lab_check_rlim(L, 2, rl.rlim_cur);
+  rl.rlim_max = lab_check_rlim(L, 3, rl.rlim_max);
+  if (setrlimit(which, &rl) != 0) {
+    int err = errno;
+    return vmlab_push_syserror(L, "setrlimit", err);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* vm.listdir(path)                                                     */
+
+static int lab_cmp(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* vm.listdir(path) -> {name, ...} sorted, without "." and ".."
+   | nil, msg, errno  -- see opendir(3), readdir(3) */
+static int lab_listdir(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  DIR *d = opendir(path);
+  if (d == NULL) {
+    int err = errno;
+    return vmlab_push_syserror(L, lua_pushfstring(L, "opendir %s", path), err);
+  }
+  size_t n = 0, cap = 16;
+  char **names = malloc(cap * sizeof *names);
+  int err = names == NULL ? ENOMEM : 0;
+  struct dirent *de;
+  while (err == 0 && (errno = 0, de = readdir(d)) != NULL) {
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+    if (n == cap) {
+      char **more = realloc(names, 2 * cap * sizeof *names);
+      if (more == NULL) { err = ENOMEM; break; }
+      names = more;
+      cap *= 2;
+    }
+    names[n] = strdup(de->d_name);
+    if (names[n] == NULL) { err = ENOMEM; break; }
+    n++;
+  }
+  if (err == 0 && errno != 0) err = errno;
+  closedir(d);
+  if (err == 0) {
+    qsort(names, n, sizeof *names, lab_cmp);
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+      lua_pushstring(L, names[i]);
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+  }
+  for (size_t i = 0; i < n; i++) free(names[i]);
+  free(names);
+  if (err != 0) return vmlab_push_syserror(L, "readdir", err);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* vm.isatty(fd), vm.sleep(seconds)                                     */
+
+/* vm.isatty(fd = 0) -> boolean: is the descriptor a terminal? -- see isatty(3) */
+static int lab_isatty(lua_State *L) {
+  lua_Integer fd = luaL_optinteger(L, 1, 0);
+  luaL_argcheck(L, fd >= 0 && fd <= 1 << 20, 1, "not a file descriptor number");
+  lua_pushboolean(L, isatty((int)fd));
+  return 1;
+}
+
+/* vm.sleep(seconds) -- nanosleep(2), resumed after a signal; seconds >= 0 */
+static int lab_sleep(lua_State *L) {
+  lua_Number s = luaL_checknumber(L, 1);
+  luaL_argcheck(L, s >= 0 && s <= 1e7, 1, "seconds must be 0 to 10^7");
+  struct timespec ts = {(time_t)s, (long)((s - (lua_Number)(time_t)s) * 1e9)};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+  return 0;
+}
+
+void vmlab_open_lab(lua_State *L) {
+  static const luaL_Reg funcs[] = {{"probe", lab_probe},         {"stack_recurse", lab_stack_recurse},
+                                   {"addresses", lab_addresses}, {"getrlimit", lab_getrlimit},
+                                   {"setrlimit", lab_setrlimit}, {"listdir", lab_listdir},
+                                   {"isatty", lab_isatty},       {"sleep", lab_sleep},
+                                   {NULL, NULL}};
+  luaL_setfuncs(L, funcs, 0);
+}

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define PAGE_DOWN(x) ((x) & ~(uintptr_t)(vmlab_page_size - 1))
@@ -233,21 +234,94 @@ static void touch_take_sample(touch_sample *s, double t0, size_t bytes, long min
 }
 
 static const char *const touch_modes[] = {"read", "write", NULL};
-static const char *const touch_fields[] = {"offset", "length", "stride", "sample", "value", NULL};
+static const char *const touch_fields[] = {"offset", "length", "stride", "sample", "value",
+                                           "order", "seed", "passes", NULL};
 
-static void set_num(lua_State *L, const char *k, double v) {
-  lua_pushnumber(L, v);
-  lua_setfield(L, -2, k);
-}
-static void set_int(lua_State *L, const char *k, lua_Integer v) {
-  lua_pushinteger(L, v);
-  lua_setfield(L, -2, k);
+/* A seeded random permutation of 0..n-1 (Fisher-Yates, xorshift64*). */
+static void touch_shuffle(uint32_t *perm, size_t n, uint64_t seed) {
+  uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 0x2545F4914F6CDD1DULL;
+  for (size_t i = 0; i < n; i++) perm[i] = (uint32_t)i;
+  for (size_t i = n; i > 1; i--) {
+    x ^= x >> 12, x ^= x << 25, x ^= x >> 27;
+    size_t j = (size_t)((x * 0x2545F4914F6CDD1DULL) % i);
+    uint32_t t = perm[i - 1];
+    perm[i - 1] = perm[j];
+    perm[j] = t;
+  }
 }
 
-/* r:touch("read"|"write", {offset=, length=, stride=, sample=, value=})
-   One access per stride (default: one per page); returns pages, bytes,
-   seconds and the page faults it cost (getrusage(2)), and with sample=N a
-   timeline with one sample every N bytes touched. */
+typedef struct touch_walk {
+  volatile unsigned char *base;
+  size_t step, accesses, per_chunk, len, passes;
+  const uint32_t *perm; /* random order, or NULL */
+  int chase;            /* dependent loads: each read gives the next offset */
+  unsigned char value;
+  int write;
+  touch_sample *samples;
+  size_t cap;
+  double t0;
+  long minor0, major0;
+} touch_walk;
+
+/* The loop itself: one access per step, a sample every per_chunk accesses.
+   Returns the number of samples taken. */
+__attribute__((noinline)) VMLAB_NO_ASAN static size_t touch_walk_run(const touch_walk *w, size_t nsamples) {
+  volatile unsigned char *base = w->base;
+  const size_t step = w->step, n = w->accesses;
+  const uint32_t *perm = w->perm;
+  unsigned sink = 0;
+  if (w->chase) { /* a pointer chase: no two loads overlap, so each TLB miss is paid in full */
+    uint64_t at = (uint64_t)perm[0] * step;
+    for (size_t pass = 0; pass < w->passes; pass++)
+      for (size_t i = 0; i < n; i++) at = *(volatile const uint64_t *)(base + at);
+    return nsamples + (size_t)(at & 0);
+  }
+  for (size_t pass = 0; pass < w->passes; pass++) {
+    for (size_t i = 0; i < n;) {
+      size_t stop = n - i < w->per_chunk ? n : i + w->per_chunk;
+      if (perm == NULL && w->write)
+        for (; i < stop; i++) base[i * step] = w->value;
+      else if (perm == NULL)
+        for (; i < stop; i++) sink += base[i * step];
+      else if (w->write)
+        for (; i < stop; i++) base[(size_t)perm[i] * step] = w->value;
+      else
+        for (; i < stop; i++) sink += base[(size_t)perm[i] * step];
+      if (w->samples != NULL && nsamples < w->cap) {
+        size_t walked = pass * w->len + (i * step < w->len ? i * step : w->len);
+        touch_take_sample(&w->samples[nsamples++], w->t0, walked, w->minor0, w->major0);
+      }
+    }
+  }
+  (void)sink;
+  return nsamples;
+}
+
+/* For order="chase": write into each visited slot the offset of the next one,
+   in the shuffled order, closing the cycle. */
+__attribute__((noinline)) static int touch_link(lua_State *L, volatile unsigned char *base, const uint32_t *perm,
+                                                size_t n, size_t step) {
+  VMLAB_GUARD(L, "touch (chase setup)");
+  for (size_t i = 0; i < n; i++)
+    *(volatile uint64_t *)(base + (size_t)perm[i] * step) = (uint64_t)perm[(i + 1) % n] * step;
+  vmlab_guard_end();
+  return 0;
+}
+
+/* The walk inside the fault guard; kept apart so no local of region_touch
+   lives across the sigsetjmp. */
+__attribute__((noinline)) static int touch_guarded(lua_State *L, const touch_walk *w, size_t *nsamples) {
+  VMLAB_GUARD(L, w->write ? "touch (write)" : "touch (read)");
+  *nsamples = touch_walk_run(w, *nsamples);
+  vmlab_guard_end();
+  return 0;
+}
+
+/* r:touch("read"|"write", {offset=, length=, stride=, sample=, value=, order=, seed=, passes=})
+   One access per stride (default: one per page), in address order or in a
+   seeded random order, passes times over; returns pages, bytes, seconds and
+   the page faults it cost (getrusage(2)); with sample=N, a timeline with a
+   sample every N bytes walked (VmRSS and VmSize from /proc/self/statm). */
 static int region_touch(lua_State *L) {
   vmlab_region *r = vmlab_check_open(L, 1);
   int write = luaL_checkoption(L, 2, NULL, touch_modes) == 1;
@@ -260,57 +334,67 @@ static int region_touch(lua_State *L) {
   if (sample < 0) return luaL_error(L, "bad option 'sample' (must not be negative)");
   lua_Integer value = vmlab_opt_int_field(L, 3, "value", 1);
   if (value < 0 || value > 255) return luaL_error(L, "bad option 'value' (a byte, 0 to 255)");
+  lua_Integer passes = vmlab_opt_int_field(L, 3, "passes", 1);
+  if (passes < 1 || passes > 1000000) return luaL_error(L, "bad option 'passes' (1 to 1000000)");
+  const char *order = vmlab_opt_string_field(L, 3, "order", "sequential");
+  int chase = strcmp(order, "chase") == 0;
+  int random = chase || strcmp(order, "random") == 0;
+  if (!random && strcmp(order, "sequential") != 0)
+    return luaL_error(L, "bad option 'order' (\"sequential\", \"random\" or \"chase\" expected, got \"%s\")",
+                      order);
+  lua_Integer seed = vmlab_opt_int_field(L, 3, "seed", 1);
   size_t step = (size_t)stride;
-  size_t chunk = sample > 0 ? (size_t)sample : len;
+  size_t accesses = (len + step - 1) / step; /* per pass */
+  size_t total = len * (size_t)passes;        /* bytes walked, for sampling */
+  size_t chunk = sample > 0 ? (size_t)sample : total;
   if (chunk < step) chunk = step;
-  chunk = (chunk + step - 1) / step * step; /* whole strides per chunk */
+  size_t per_chunk = chunk / step; /* accesses between samples */
+  if (chase && (write || step % 8 != 0 || ((uintptr_t)(r->addr + off) & 7) != 0 || sample > 0 || len < step))
+    return luaL_error(L, "bad option 'order' (\"chase\" reads only, with 8-byte aligned offset and stride, no sample)");
 
+  uint32_t *perm = NULL;
+  if (random && accesses > 0) {
+    if (accesses > UINT32_MAX) return luaL_error(L, "bad option 'order' (random order takes at most 2^32 pages)");
+    perm = lua_newuserdatauv(L, accesses * sizeof *perm, 0);
+    touch_shuffle(perm, accesses, (uint64_t)seed);
+  }
   touch_sample *samples = NULL;
   size_t nsamples = 0, cap = 0;
   if (sample > 0) {
-    cap = len / chunk + 3;
+    cap = (accesses * (size_t)passes) / per_chunk + 3;
     samples = lua_newuserdatauv(L, cap * sizeof *samples, 0); /* freed by the GC, even on a fault */
   }
   volatile unsigned char *base = r->addr + off;
   unsigned char v = (unsigned char)value;
-  unsigned sink = 0;
   long minor0, major0, minor1, major1;
+  if (chase) touch_link(L, base, perm, accesses, step); /* not timed */
   vmlab_faults_now(&minor0, &major0);
   double t0 = vmlab_now();
   if (samples != NULL) touch_take_sample(&samples[nsamples++], t0, 0, minor0, major0);
 
-  VMLAB_GUARD(L, write ? "touch (write)" : "touch (read)");
-  for (size_t at = 0; at < len;) {
-    size_t stop = len - at < chunk ? len : at + chunk;
-    if (write)
-      for (; at < stop; at += step) base[at] = v;
-    else
-      for (; at < stop; at += step) sink += base[at];
-    if (samples != NULL && nsamples < cap) touch_take_sample(&samples[nsamples++], t0, at < len ? at : len, minor0, major0);
-  }
-  vmlab_guard_end();
+  touch_walk w = {base, step, accesses, per_chunk, len, (size_t)passes, perm, chase, v, write, samples, cap, t0, minor0, major0};
+  touch_guarded(L, &w, &nsamples);
 
   double seconds = vmlab_now() - t0;
   vmlab_faults_now(&minor1, &major1);
-  (void)sink;
   lua_createtable(L, 0, 8);
-  set_int(L, "pages", (lua_Integer)((len + step - 1) / step));
-  set_int(L, "bytes", (lua_Integer)len);
-  set_num(L, "seconds", seconds);
-  set_int(L, "minor_faults", minor1 - minor0);
-  set_int(L, "major_faults", major1 - major0);
+  vmlab_set_int(L, "pages", (lua_Integer)(accesses * (size_t)passes));
+  vmlab_set_int(L, "bytes", (lua_Integer)total);
+  vmlab_set_num(L, "seconds", seconds);
+  vmlab_set_int(L, "minor_faults", minor1 - minor0);
+  vmlab_set_int(L, "major_faults", major1 - major0);
   lua_pushstring(L, write ? "write" : "read");
   lua_setfield(L, -2, "mode");
   if (samples != NULL) {
     lua_createtable(L, (int)nsamples, 0);
     for (size_t i = 0; i < nsamples; i++) {
       lua_createtable(L, 0, 6);
-      set_num(L, "t", samples[i].t);
-      set_int(L, "bytes", (lua_Integer)samples[i].bytes);
-      set_int(L, "rss", (lua_Integer)samples[i].rss);
-      set_int(L, "virt", (lua_Integer)samples[i].virt);
-      set_int(L, "minor_faults", samples[i].minor);
-      set_int(L, "major_faults", samples[i].major);
+      vmlab_set_num(L, "t", samples[i].t);
+      vmlab_set_int(L, "bytes", (lua_Integer)samples[i].bytes);
+      vmlab_set_int(L, "rss", (lua_Integer)samples[i].rss);
+      vmlab_set_int(L, "virt", (lua_Integer)samples[i].virt);
+      vmlab_set_int(L, "minor_faults", samples[i].minor);
+      vmlab_set_int(L, "major_faults", samples[i].major);
       lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     lua_setfield(L, -2, "timeline");
@@ -451,7 +535,8 @@ static int region_lock(lua_State *L) {
   vmlab_region *r = vmlab_check_open(L, 1);
   uintptr_t start = PAGE_DOWN((uintptr_t)r->addr);
   size_t bytes = PAGE_UP((uintptr_t)r->addr + r->size) - start;
-  if (mlock((void *)start, bytes) != 0) {
+  /* the raw system call: a sanitizer runtime may intercept mlock(2) as a no-op */
+  if (syscall(SYS_mlock, (void *)start, bytes) != 0) {
     int err = errno;
     return vmlab_push_syserror(L, "mlock", err);
   }
@@ -464,7 +549,7 @@ static int region_unlock(lua_State *L) {
   vmlab_region *r = vmlab_check_open(L, 1);
   uintptr_t start = PAGE_DOWN((uintptr_t)r->addr);
   size_t bytes = PAGE_UP((uintptr_t)r->addr + r->size) - start;
-  if (munlock((void *)start, bytes) != 0) {
+  if (syscall(SYS_munlock, (void *)start, bytes) != 0) {
     int err = errno;
     return vmlab_push_syserror(L, "munlock", err);
   }
@@ -505,101 +590,6 @@ static int region_resident(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)count);
   lua_pushinteger(L, (lua_Integer)pages);
   return 2;
-}
-
-/* ------------------------------------------------------------------ */
-/* Physical frames -- /proc/self/pagemap (see proc(5), pagemap.rst)     */
-
-#define PM_PRESENT (1ULL << 63)
-#define PM_SWAPPED (1ULL << 62)
-#define PM_FILE_SHARED (1ULL << 61)
-#define PM_EXCLUSIVE (1ULL << 56)
-#define PM_SOFT_DIRTY (1ULL << 55)
-#define PM_PFN_MASK ((1ULL << 55) - 1)
-
-/* Read count pagemap entries from the page holding address. 0 or errno. */
-static int pagemap_read(uintptr_t address, size_t count, uint64_t *out) {
-  int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno;
-  size_t want = count * sizeof *out, got = 0;
-  off_t at = (off_t)(address / vmlab_page_size * sizeof *out);
-  while (got < want) {
-    ssize_t n = pread(fd, (char *)out + got, want - got, at + (off_t)got);
-    if (n <= 0) {
-      int err = n < 0 ? errno : EIO;
-      close(fd);
-      return err;
-    }
-    got += (size_t)n;
-  }
-  close(fd);
-  return 0;
-}
-
-static const char hidden_reason[] =
-    "frame numbers are hidden: /proc/self/pagemap shows PFN 0 without CAP_SYS_ADMIN";
-
-/* r:frames(first_page, count) -> {pfn or false, ...}  (false: not present) */
-static int region_frames(lua_State *L) {
-  vmlab_region *r = vmlab_check_open(L, 1);
-  uintptr_t first_addr = PAGE_DOWN((uintptr_t)r->addr);
-  size_t total = (PAGE_UP((uintptr_t)r->addr + r->size) - first_addr) / vmlab_page_size;
-  size_t first = vmlab_opt_count(L, 2, 0);
-  luaL_argcheck(L, first < total, 2, "first_page is past the last page of the region");
-  size_t count = vmlab_opt_count(L, 3, total - first);
-  luaL_argcheck(L, count <= total - first, 3, "first_page + count is past the end of the region");
-  luaL_argcheck(L, count > 0, 3, "count must be positive");
-  uint64_t *e = lua_newuserdatauv(L, count * sizeof *e, 0);
-  int err = pagemap_read(first_addr + first * vmlab_page_size, count, e);
-  if (err != 0) return vmlab_push_syserror(L, "pagemap", err);
-  int present = 0, hidden = 1;
-  lua_createtable(L, (int)count, 0);
-  for (size_t i = 0; i < count; i++) {
-    if (e[i] & PM_PRESENT) {
-      present = 1;
-      if (e[i] & PM_PFN_MASK) hidden = 0;
-      lua_pushinteger(L, (lua_Integer)(e[i] & PM_PFN_MASK));
-    } else {
-      lua_pushboolean(L, 0);
-    }
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
-  }
-  if (present && hidden) {
-    lua_pushnil(L);
-    lua_pushstring(L, hidden_reason);
-    return 2;
-  }
-  return 1;
-}
-
-/* vm.pagemap(address) -> {present=, pfn=, swapped=, file_or_shared=, exclusive=, soft_dirty=, physical_address=}
-   for any address of this process (a global, a stack slot, a heap block). */
-static int region_pagemap(lua_State *L) {
-  lua_Integer a = luaL_checkinteger(L, 1);
-  luaL_argcheck(L, a >= 0, 1, "address must not be negative");
-  uint64_t e;
-  int err = pagemap_read((uintptr_t)a, 1, &e);
-  if (err != 0) return vmlab_push_syserror(L, "pagemap", err);
-  uint64_t pfn = e & PM_PFN_MASK;
-  lua_createtable(L, 0, 8);
-  lua_pushboolean(L, (e & PM_PRESENT) != 0);
-  lua_setfield(L, -2, "present");
-  lua_pushboolean(L, (e & PM_SWAPPED) != 0);
-  lua_setfield(L, -2, "swapped");
-  lua_pushboolean(L, (e & PM_FILE_SHARED) != 0);
-  lua_setfield(L, -2, "file_or_shared");
-  lua_pushboolean(L, (e & PM_EXCLUSIVE) != 0);
-  lua_setfield(L, -2, "exclusive");
-  lua_pushboolean(L, (e & PM_SOFT_DIRTY) != 0);
-  lua_setfield(L, -2, "soft_dirty");
-  if ((e & PM_PRESENT) && pfn != 0) {
-    set_int(L, "pfn", (lua_Integer)pfn);
-    set_int(L, "physical_address", (lua_Integer)(pfn * vmlab_page_size + ((uintptr_t)a & (vmlab_page_size - 1))));
-  } else if (e & PM_PRESENT) {
-    lua_pushstring(L, hidden_reason);
-    lua_setfield(L, -2, "hidden");
-  }
-  return 1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -682,7 +672,7 @@ static int region_tostring(lua_State *L) {
 static const luaL_Reg region_methods[] = {
     {"touch", region_touch}, {"read", region_read},       {"write", region_write},   {"fill", region_fill},
     {"advise", region_advise}, {"protect", region_protect}, {"lock", region_lock},   {"unlock", region_unlock},
-    {"sync", region_sync},   {"resident", region_resident}, {"frames", region_frames}, {"close", region_close},
+    {"sync", region_sync},   {"resident", region_resident}, {"close", region_close},
     {NULL, NULL}};
 
 void vmlab_region_add_methods(lua_State *L, const luaL_Reg *methods) {
@@ -708,6 +698,4 @@ void vmlab_open_regions(lua_State *L) {
   lua_pop(L, 1);
   lua_pushcfunction(L, region_mmap);
   lua_setfield(L, -2, "mmap");
-  lua_pushcfunction(L, region_pagemap);
-  lua_setfield(L, -2, "pagemap");
 }

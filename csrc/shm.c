@@ -1,3 +1,677 @@
-/* placeholder until the shm concern lands */
+/*
+ * shm.c - POSIX shared-memory objects as Regions, and the ways two processes
+ * coordinate through one: C11 atomics on 32/64-bit words, futex(2) wait and
+ * wake, process-shared POSIX semaphores living inside the region, the lab's
+ * sleep-and-poll loop, the counting loops of the race experiment (lab
+ * section 13), and a flag-setting handler for SIGINT/SIGTERM so a protocol
+ * can stop and clean up instead of dying. See shm_overview(7), futex(2),
+ * sem_overview(7), stdatomic.h.
+ *
+ * Every access to region memory runs inside the fault guard, so an object
+ * truncated under a mapping raises a Lua error instead of SIGBUS.
+ */
 #include "vmlab.h"
-void vmlab_open_shm(lua_State *L) { (void)L; }
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <math.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Implemented in sum.c and ipc.c; wired from here until core.c calls them. */
+void vmlab_open_sum(lua_State *L);
+void vmlab_open_ipc(lua_State *L);
+
+/* ------------------------------------------------------------------ */
+/* Names and objects                                                   */
+
+/* Argument idx as an shm name in buf (NAME_MAX + 2 bytes): the leading "/"
+   is optional and added; no other "/", not empty, not "." or "..". */
+static void shm_check_name(lua_State *L, int idx, char *buf) {
+  size_t len;
+  const char *s = luaL_checklstring(L, idx, &len);
+  if (len > 0 && s[0] == '/') s++, len--;
+  luaL_argcheck(L, len > 0, idx, "name is empty");
+  luaL_argcheck(L, len <= NAME_MAX, idx, "name is longer than NAME_MAX (255 bytes)");
+  luaL_argcheck(L, memchr(s, '/', len) == NULL, idx, "name must not contain '/' after the first character");
+  luaL_argcheck(L, memchr(s, '\0', len) == NULL, idx, "name must not contain a NUL byte");
+  luaL_argcheck(L, !(len <= 2 && s[0] == '.' && s[len - 1] == '.'), idx, "name must not be '.' or '..'");
+  buf[0] = '/';
+  memcpy(buf + 1, s, len);
+  buf[len + 1] = '\0';
+}
+
+/* Push nil, "<call>(<name>): <strerror>", err. */
+static int shm_name_error(lua_State *L, const char *call, const char *name, int err) {
+  char what[NAME_MAX + 32];
+  snprintf(what, sizeof what, "%s(%s)", call, name);
+  return vmlab_push_syserror(L, what, err);
+}
+
+/* vm.shm_open(name, {create=, exclusive=, size=, mode=0600, keep=}) -> Region,
+   or nil, msg, errno. create makes the object (size required; exclusive:
+   fail with EEXIST when it exists); without size an existing object is
+   mapped whole. The process that created the object unlinks its name when
+   the region is closed or collected, unless keep = true. See shm_open(3). */
+static int shm_open_region(lua_State *L) {
+  static const char *const known[] = {"create", "exclusive", "size", "mode", "keep", NULL};
+  char name[NAME_MAX + 2];
+  shm_check_name(L, 1, name);
+  vmlab_check_known_fields(L, 2, known);
+  int create = vmlab_opt_bool_field(L, 2, "create", 0);
+  int exclusive = vmlab_opt_bool_field(L, 2, "exclusive", 0);
+  int keep = vmlab_opt_bool_field(L, 2, "keep", 0);
+  lua_Integer mode = vmlab_opt_int_field(L, 2, "mode", 0600);
+  lua_Integer size = vmlab_opt_int_field(L, 2, "size", 0);
+  int has_size = 0;
+  if (lua_istable(L, 2)) {
+    has_size = lua_getfield(L, 2, "size") != LUA_TNIL;
+    lua_pop(L, 1);
+  }
+  if (has_size && size <= 0) luaL_error(L, "bad option 'size' (must be positive)");
+  if (has_size && size > (lua_Integer)(INT64_MAX / 2)) luaL_error(L, "bad option 'size' (is too large)");
+  if (mode < 0 || mode > 07777) luaL_error(L, "bad option 'mode' (must be a permission mode 0..07777)");
+  if (exclusive && !create) luaL_error(L, "bad option 'exclusive' (needs create = true)");
+  if (create && !has_size) luaL_error(L, "bad option 'size' (required with create = true)");
+
+  vmlab_region *r = vmlab_region_new(L); /* closed until filled below */
+  int fd = -1, created = 0, err = 0;
+  for (int tries = 0; fd < 0 && tries < 8; tries++) {
+    if (create) { /* try to be the creator first, so we know whether we are */
+      fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
+      if (fd >= 0) {
+        created = 1;
+        break;
+      }
+      err = errno;
+      if (err != EEXIST || exclusive) return shm_name_error(L, "shm_open", name, err);
+    }
+    fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
+    if (fd < 0) {
+      err = errno;
+      if (!(create && err == ENOENT)) return shm_name_error(L, "shm_open", name, err);
+    }
+  }
+  if (fd < 0) return shm_name_error(L, "shm_open", name, err);
+  if (created && ftruncate(fd, (off_t)size) != 0) {
+    err = errno;
+    shm_unlink(name);
+    close(fd);
+    return shm_name_error(L, "ftruncate", name, err);
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    err = errno;
+    if (created) shm_unlink(name);
+    close(fd);
+    return shm_name_error(L, "fstat", name, err);
+  }
+  if (!has_size && st.st_size == 0) {
+    close(fd);
+    lua_pushnil(L);
+    lua_pushfstring(L, "shm_open(%s): the object is empty (size 0); its creator gives opts.size", name);
+    lua_pushinteger(L, EINVAL);
+    return 3;
+  }
+  if (has_size && (lua_Integer)st.st_size < size) {
+    close(fd);
+    lua_pushnil(L);
+    lua_pushfstring(L, "shm_open(%s): the object holds %I bytes, fewer than the %I asked for", name,
+                    (lua_Integer)st.st_size, size);
+    lua_pushinteger(L, EINVAL);
+    return 3;
+  }
+  size_t bytes = has_size ? (size_t)size : (size_t)st.st_size;
+  size_t map_size = (bytes + vmlab_page_size - 1) / vmlab_page_size * vmlab_page_size;
+  void *p = mmap(NULL, map_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) {
+    err = errno;
+    if (created) shm_unlink(name);
+    close(fd);
+    return shm_name_error(L, "mmap", name, err);
+  }
+  char *copy = strdup(name);
+  if (copy == NULL) {
+    munmap(p, map_size);
+    if (created) shm_unlink(name);
+    close(fd);
+    return luaL_error(L, "not enough memory");
+  }
+  r->addr = p;
+  r->size = bytes;
+  r->map_size = map_size;
+  r->prot = PROT_READ | PROT_WRITE;
+  r->kind = VMLAB_KIND_SHM;
+  r->shared = 1;
+  r->fd = fd;
+  r->owner = getpid();
+  r->name = copy;
+  r->unlink_on_close = created && !keep;
+  return 1;
+}
+
+/* vm.shm_unlink(name) -> true, or nil, msg, errno. See shm_unlink(3). */
+static int shm_unlink_name(lua_State *L) {
+  char name[NAME_MAX + 2];
+  shm_check_name(L, 1, name);
+  if (shm_unlink(name) != 0) return shm_name_error(L, "shm_unlink", name, errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* s:unlink() -> true, or nil, msg, errno: remove the region's name now (the
+   mapping stays); closing the region later unlinks nothing. */
+static int shm_region_unlink(lua_State *L) {
+  vmlab_region *r = vmlab_check_open(L, 1);
+  luaL_argcheck(L, r->kind == VMLAB_KIND_SHM && r->name != NULL, 1, "not a shared-memory object region");
+  r->unlink_on_close = 0;
+  if (shm_unlink(r->name) != 0) return shm_name_error(L, "shm_unlink", r->name, errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* vm.shm_list(prefix = "") -> { {name=, size=, mtime=, uid=}, ... }: the
+   objects in /dev/shm whose names start with prefix ("/" optional). */
+static int shm_list(lua_State *L) {
+  const char *prefix = luaL_optstring(L, 1, "");
+  if (prefix[0] == '/') prefix++;
+  size_t plen = strlen(prefix);
+  lua_newtable(L);
+  DIR *d = opendir("/dev/shm");
+  if (d == NULL) return vmlab_push_syserror(L, "opendir(/dev/shm)", errno);
+  lua_Integer n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    struct stat st;
+    if (e->d_name[0] == '.' || strncmp(e->d_name, prefix, plen) != 0) continue;
+    if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) continue;
+    lua_createtable(L, 0, 4);
+    lua_pushfstring(L, "/%s", e->d_name);
+    lua_setfield(L, -2, "name");
+    lua_pushinteger(L, (lua_Integer)st.st_size);
+    lua_setfield(L, -2, "size");
+    lua_pushnumber(L, (lua_Number)st.st_mtim.tv_sec + (lua_Number)st.st_mtim.tv_nsec * 1e-9);
+    lua_setfield(L, -2, "mtime");
+    lua_pushinteger(L, (lua_Integer)st.st_uid);
+    lua_setfield(L, -2, "uid");
+    lua_rawseti(L, -2, ++n);
+  }
+  closedir(d);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Words                                                               */
+
+/* Optional argument idx: word size in bits, 32 or 64 (default 64). */
+static int shm_check_bits(lua_State *L, int idx) {
+  lua_Integer bits = luaL_optinteger(L, idx, 64);
+  luaL_argcheck(L, bits == 32 || bits == 64, idx, "bits must be 32 or 64");
+  return (int)bits;
+}
+
+/* Argument off_idx as the offset of a `bytes`-wide, `align`-aligned object
+   inside r; raises naming 'offset'. */
+static unsigned char *shm_check_at(lua_State *L, vmlab_region *r, int off_idx, size_t bytes, size_t align) {
+  lua_Integer off = luaL_checkinteger(L, off_idx);
+  if (off < 0) luaL_argerror(L, off_idx, "offset must not be negative");
+  if ((uintptr_t)(r->addr + (size_t)off) % align != 0 || (size_t)off % align != 0)
+    luaL_argerror(L, off_idx, lua_pushfstring(L, "offset %I is not aligned to %d bytes", off, (int)align));
+  if (r->size < bytes || (lua_Unsigned)off > r->size - bytes)
+    luaL_argerror(L, off_idx, lua_pushfstring(L, "offset %I + %d bytes is past the end of the %I-byte region",
+                                              off, (int)bytes, (lua_Integer)r->size));
+  return r->addr + (size_t)off;
+}
+
+/* A value for a word of `bits`: any int64 for 64; -2^31 .. 2^32-1 for 32. */
+__attribute__((noinline)) static lua_Integer shm_check_value(lua_State *L, int idx, int bits) {
+  lua_Integer v = luaL_checkinteger(L, idx);
+  if (bits == 32) luaL_argcheck(L, v >= INT32_MIN && v <= (lua_Integer)UINT32_MAX, idx, "value does not fit in 32 bits");
+  return v;
+}
+
+#define SHM_A32(p) ((_Atomic int32_t *)(void *)(p))
+#define SHM_A64(p) ((_Atomic int64_t *)(void *)(p))
+
+/* s:atomic_load(off, bits = 64) -> integer (32-bit words read as signed). */
+static int shm_atomic_load(lua_State *L) {
+  vmlab_region *r = vmlab_check_open(L, 1);
+  int bits = shm_check_bits(L, 3);
+  unsigned char *p = shm_check_at(L, r, 2, (size_t)bits / 8, (size_t)bits / 8);
+  volatile lua_Integer v; /* volatile: lives across the guard's sigsetjmp */
+  VMLAB_GUARD(L, "atomic_load");
+  v = bits == 32 ? atomic_load(SHM_A32(p)) : atomic_load(SHM_A64(p));
+  vmlab_guard_end();
+  lua_pushinteger(L, v);
+  return 1;
+}
+
+/* s:atomic_store(off, v, bits = 64) */
+static int shm_atomic_store(lua_State *L) {
+  vmlab_region *r = vmlab_check_open(L, 1);
+  int bits = shm_check_bits(L, 4);
+  unsigned char *p = shm_check_at(L, r, 2, (size_t)bits / 8, (size_t)bits / 8);
+  lua_Integer v = shm_check_value(L, 3, bits);
+  VMLAB_GUARD(L, "atomic_store");
+  if (bits == 32) atomic_store(SHM_A32(p), (int32_t)(uint32_t)v);
+  else atomic_store(SHM_A64(p), (int64_t)v);
+  vmlab_guard_end();
+  return 0;
+}
+
+/* s:atomic_add(off, d, bits = 64) -> the value BEFORE the add (fetch_add);
+   wraps around like two's complement. */
+static int shm_atomic_add(lua_State *L) {
+  vmlab_region *r = vmlab_check_open(L, 1);
+  int bits = shm_check_bits(L, 4);
+  unsigned char *p = shm_check_at(L, r, 2, (size_t)bits / 8, (size_t)bits / 8);
+  lua_Integer d = shm_check_value(L, 3, bits);
+  volatile lua_Integer old;
+  VMLAB_GUARD(L, "atomic_add");
+  old = bits == 32 ? atomic_fetch_add(SHM_A32(p), (int32_t)(uint32_t)d) : atomic_fetch_add(SHM_A64(p), (int64_t)d);
+  vmlab_guard_end();
+  lua_pushinteger(L, old);
+  return 1;
+}
+
+/* The compare-and-swap itself, out of line so no local lives across the
+   guard's sigsetjmp. */
+static int shm_cas(unsigned char *p, int bits, lua_Integer expect, lua_Integer want, lua_Integer *found) {
+  int ok;
+  if (bits == 32) {
+    int32_t e = (int32_t)(uint32_t)expect;
+    ok = atomic_compare_exchange_strong(SHM_A32(p), &e, (int32_t)(uint32_t)want);
+    *found = e;
+  } else {
+    int64_t e = (int64_t)expect;
+    ok = atomic_compare_exchange_strong(SHM_A64(p), &e, (int64_t)want);
+    *found = e;
+  }
+  return ok;
+}
+
+/* s:compare_swap(off, old, new, bits = 64) -> swapped (boolean), the value
+   found before (equal to old when swapped). */
+static int shm_compare_swap(lua_State *L) {
+  vmlab_region *r = vmlab_check_open(L, 1);
+  int bits = shm_check_bits(L, 5);
+  unsigned char *p = shm_check_at(L, r, 2, (size_t)bits / 8, (size_t)bits / 8);
+  lua_Integer expect = shm_check_value(L, 3, bits), want = shm_check_value(L, 4, bits), found;
+  volatile int ok;
+  VMLAB_GUARD(L, "compare_swap");
+  ok = shm_cas(p, bits, expect, want, &found);
+  vmlab_guard_end();
+  lua_pushboolean(L, ok);
+  lua_pushinteger(L, found);
+  return 2;
+}
+
+/* ------------------------------------------------------------------ */
+/* Waiting                                                             */
+
+/* Optional timeout in seconds at idx into *ts; returns 0 when absent (wait
+   for ever). */
+static int shm_opt_timeout(lua_State *L, int idx, struct timespec *ts) {
+  if (lua_isnoneornil(L, idx)) return 0;
+  lua_Number t = luaL_checknumber(L, idx);
+  luaL_argcheck(L, t >= 0 && t < 1e9, idx, "timeout must be a number of seconds >= 0");
+  ts->tv_sec = (time_t)t;
+  ts->tv_nsec = (long)((t - (lua_Number)ts->tv_sec) * 1e9);
+  if (ts->tv_nsec > 999999999) ts->tv_nsec = 999999999;
+  return 1;
+}
+
+/* s:wait(off, expected, timeout_s) -> "woken" | "timeout" | "changed" (the
+   32-bit word at off no longer held expected) | "interrupted" (a signal),
+   or nil, msg, errno. FUTEX_WAIT; private futex for private mappings.
+   "woken" may be spurious: re-check the word. See futex(2). */
+static int shm_wait(lua_State *L) {
+  vmlab_region *r = vmlab_check_open(L, 1);
+  unsigned char *p = shm_check_at(L, r, 2, 4, 4);
+  lua_Integer expected = shm_check_value(L, 3, 32);
+  struct timespec ts;
+  int timed = shm_opt_timeout(L, 4, &ts);
+  int op = FUTEX_WAIT | (r->shared ? 0 : FUTEX_PRIVATE_FLAG);
+  long rc = syscall(SYS_futex, (uint32_t *)(void *)p, op, (uint32_t)expected, timed ? &ts : NULL, NULL, 0);
+  int err = errno;
+  if (rc == 0) lua_pushliteral(L, "woken");
+  else if (err == ETIMEDOUT) lua_pushliteral(L, "timeout");
+  else if (err == EAGAIN) lua_pushliteral(L, "changed");
+  else if (err == EINTR) lua_pushliteral(L, "interrupted");
+  else return vmlab_push_syserror(L, "futex(FUTEX_WAIT)", err);
+  return 1;
+}
+
+/* s:wake(off, count = all) -> number of waiters woken. See futex(2). */
+static int shm_wake(lua_State *L) {
+  vmlab_region *r = vmlab_check_open(L, 1);
+  unsigned char *p = shm_check_at(L, r, 2, 4, 4);
+  lua_Integer count = luaL_optinteger(L, 3, INT_MAX);
+  luaL_argcheck(L, count >= 0 && count <= INT_MAX, 3, "count must be 0 .. INT_MAX");
+  int op = FUTEX_WAKE | (r->shared ? 0 : FUTEX_PRIVATE_FLAG);
+  long rc = syscall(SYS_futex, (uint32_t *)(void *)p, op, (int)count, NULL, NULL, 0);
+  if (rc < 0) return vmlab_push_syserror(L, "futex(FUTEX_WAKE)", errno);
+  lua_pushinteger(L, rc);
+  return 1;
+}
+
+/* s:sleep_poll(off, busy, interval_s = 0.001, timeout_s) -> "changed" |
+   "timeout" | "interrupted": the lab's loop `while (word == busy)
+   usleep(1000);` on the 32-bit word at off, with an atomic load. */
+static int shm_sleep_poll(lua_State *L) {
+  vmlab_region *r = vmlab_check_open(L, 1);
+  unsigned char *p = shm_check_at(L, r, 2, 4, 4);
+  int32_t busy = (int32_t)(uint32_t)shm_check_value(L, 3, 32);
+  lua_Number interval = luaL_optnumber(L, 4, 0.001);
+  luaL_argcheck(L, interval >= 0 && interval <= 10, 4, "interval must be 0 .. 10 seconds");
+  struct timespec limit;
+  int timed = shm_opt_timeout(L, 5, &limit);
+  double deadline = vmlab_now() + (double)limit.tv_sec + (double)limit.tv_nsec * 1e-9;
+  const char *result = "changed";
+  VMLAB_GUARD(L, "sleep_poll");
+  while (atomic_load(SHM_A32(p)) == busy) {
+    if (timed && vmlab_now() >= deadline) {
+      result = "timeout";
+      break;
+    }
+    struct timespec nap = {(time_t)interval, (long)((interval - floor(interval)) * 1e9)};
+    if (nanosleep(&nap, NULL) != 0 && errno == EINTR) {
+      result = "interrupted";
+      break;
+    }
+  }
+  vmlab_guard_end();
+  lua_pushstring(L, result);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* POSIX semaphores inside the region                                  */
+
+static sem_t *shm_check_sem(lua_State *L, vmlab_region *r, int off_idx) {
+  return (sem_t *)(void *)shm_check_at(L, r, off_idx, sizeof(sem_t), _Alignof(sem_t));
+}
+
+/* s:sem_init(off, value = 0) -> true, or nil, msg, errno: a semaphore at off,
+   process-shared when the region is shared. See sem_init(3). */
+static int shm_sem_init(lua_State *L) {
+  vmlab_region *r = vmlab_check_open(L, 1);
+  sem_t *s = shm_check_sem(L, r, 2);
+  lua_Integer v = luaL_optinteger(L, 3, 0);
+  luaL_argcheck(L, v >= 0 && v <= SEM_VALUE_MAX, 3, "value must be 0 .. SEM_VALUE_MAX");
+  int rc, err = 0;
+  VMLAB_GUARD(L, "sem_init");
+  rc = sem_init(s, r->shared, (unsigned)v);
+  err = errno;
+  vmlab_guard_end();
+  if (rc != 0) return vmlab_push_syserror(L, "sem_init", err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* s:sem_post(off) -> true, or nil, msg, errno. See sem_post(3). */
+static int shm_sem_post(lua_State *L) {
+  vmlab_region *r = vmlab_check_open(L, 1);
+  sem_t *s = shm_check_sem(L, r, 2);
+  int rc, err = 0;
+  VMLAB_GUARD(L, "sem_post");
+  rc = sem_post(s);
+  err = errno;
+  vmlab_guard_end();
+  if (rc != 0) return vmlab_push_syserror(L, "sem_post", err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* s:sem_wait(off, timeout_s) -> true when acquired; false, "timeout" |
+   "interrupted"; or nil, msg, errno. timeout 0 tries without blocking; none
+   waits for ever. See sem_wait(3), sem_clockwait(3) (CLOCK_MONOTONIC). */
+static int shm_sem_wait(lua_State *L) {
+  vmlab_region *r = vmlab_check_open(L, 1);
+  sem_t *s = shm_check_sem(L, r, 2);
+  struct timespec rel, abs;
+  int timed = shm_opt_timeout(L, 3, &rel);
+  if (timed) {
+    clock_gettime(CLOCK_MONOTONIC, &abs);
+    abs.tv_sec += rel.tv_sec;
+    abs.tv_nsec += rel.tv_nsec;
+    if (abs.tv_nsec >= 1000000000L) abs.tv_sec++, abs.tv_nsec -= 1000000000L;
+  }
+  int rc, err = 0;
+  VMLAB_GUARD(L, "sem_wait");
+  if (!timed) rc = sem_wait(s);
+  else if (rel.tv_sec == 0 && rel.tv_nsec == 0) rc = sem_trywait(s);
+  else rc = sem_clockwait(s, CLOCK_MONOTONIC, &abs);
+  err = errno;
+  vmlab_guard_end();
+  if (rc == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (err == ETIMEDOUT || err == EAGAIN || err == EINTR) {
+    lua_pushboolean(L, 0);
+    lua_pushstring(L, err == EINTR ? "interrupted" : "timeout");
+    return 2;
+  }
+  return vmlab_push_syserror(L, "sem_wait", err);
+}
+
+/* s:sem_value(off) -> the semaphore's count. See sem_getvalue(3). */
+static int shm_sem_value(lua_State *L) {
+  vmlab_region *r = vmlab_check_open(L, 1);
+  sem_t *s = shm_check_sem(L, r, 2);
+  int v = 0, rc, err = 0;
+  VMLAB_GUARD(L, "sem_value");
+  rc = sem_getvalue(s, &v);
+  err = errno;
+  vmlab_guard_end();
+  if (rc != 0) return vmlab_push_syserror(L, "sem_getvalue", err);
+  lua_pushinteger(L, v);
+  return 1;
+}
+
+/* s:sem_destroy(off) -> true, or nil, msg, errno. See sem_destroy(3). */
+static int shm_sem_destroy(lua_State *L) {
+  vmlab_region *r = vmlab_check_open(L, 1);
+  sem_t *s = shm_check_sem(L, r, 2);
+  int rc, err = 0;
+  VMLAB_GUARD(L, "sem_destroy");
+  rc = sem_destroy(s);
+  err = errno;
+  vmlab_guard_end();
+  if (rc != 0) return vmlab_push_syserror(L, "sem_destroy", err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* The race loops (lab section 13); each returns the seconds it took   */
+
+/* Word at off_idx, count n at n_idx, delta d at d_idx; bits at bits_idx. */
+typedef struct shm_loop {
+  unsigned char *p;
+  int bits;
+  lua_Integer d, n;
+} shm_loop;
+
+static shm_loop shm_check_loop(lua_State *L, vmlab_region *r, int off_idx, int d_idx, int n_idx, int bits_idx) {
+  shm_loop lp;
+  lp.bits = shm_check_bits(L, bits_idx);
+  lp.p = shm_check_at(L, r, off_idx, (size_t)lp.bits / 8, (size_t)lp.bits / 8);
+  lp.d = shm_check_value(L, d_idx, lp.bits);
+  lp.n = luaL_checkinteger(L, n_idx);
+  luaL_argcheck(L, lp.n >= 0, n_idx, "count must not be negative");
+  return lp;
+}
+
+/* One plain read-modify-write: volatile keeps the compiler from merging the
+   n steps into one, so each is a separate load, add and store that another
+   process can interleave with: `counter++` of the lab. */
+static inline void shm_plain_step(const shm_loop *lp) {
+  if (lp->bits == 32) {
+    volatile uint32_t *w = (volatile uint32_t *)(void *)lp->p;
+    *w = *w + (uint32_t)lp->d;
+  } else {
+    volatile uint64_t *w = (volatile uint64_t *)(void *)lp->p;
+    *w = *w + (uint64_t)lp->d;
+  }
+}
+
+/* s:plain_add_n(off, d, n, bits = 64) -> seconds: n non-atomic `*p = *p + d`. */
+static int shm_plain_add_n(lua_State *L) {
+  vmlab_region *r = vmlab_check_open(L, 1);
+  shm_loop lp = shm_check_loop(L, r, 2, 3, 4, 5);
+  double t0 = vmlab_now();
+  VMLAB_GUARD(L, "plain_add_n");
+  for (lua_Integer i = 0; i < lp.n; i++) shm_plain_step(&lp);
+  vmlab_guard_end();
+  lua_pushnumber(L, vmlab_now() - t0);
+  return 1;
+}
+
+/* s:atomic_add_n(off, d, n, bits = 64) -> seconds: n atomic fetch_adds. */
+static int shm_atomic_add_n(lua_State *L) {
+  vmlab_region *r = vmlab_check_open(L, 1);
+  shm_loop lp = shm_check_loop(L, r, 2, 3, 4, 5);
+  double t0 = vmlab_now();
+  VMLAB_GUARD(L, "atomic_add_n");
+  if (lp.bits == 32)
+    for (lua_Integer i = 0; i < lp.n; i++) atomic_fetch_add(SHM_A32(lp.p), (int32_t)(uint32_t)lp.d);
+  else
+    for (lua_Integer i = 0; i < lp.n; i++) atomic_fetch_add(SHM_A64(lp.p), (int64_t)lp.d);
+  vmlab_guard_end();
+  lua_pushnumber(L, vmlab_now() - t0);
+  return 1;
+}
+
+/* s:sem_add_n(sem_off, off, d, n, bits = 64) -> seconds, or nil, msg, errno:
+   n plain increments, each between sem_wait and sem_post of the semaphore at
+   sem_off (initialised to 1 with s:sem_init). */
+static int shm_sem_add_n(lua_State *L) {
+  vmlab_region *r = vmlab_check_open(L, 1);
+  sem_t *s = shm_check_sem(L, r, 2);
+  shm_loop lp = shm_check_loop(L, r, 3, 4, 5, 6);
+  int err = 0;
+  const char *failed = NULL;
+  double t0 = vmlab_now();
+  VMLAB_GUARD(L, "sem_add_n");
+  for (lua_Integer i = 0; i < lp.n && failed == NULL; i++) {
+    while (sem_wait(s) != 0) {
+      if (errno != EINTR) {
+        err = errno;
+        failed = "sem_wait";
+        break;
+      }
+    }
+    if (failed != NULL) break;
+    shm_plain_step(&lp);
+    if (sem_post(s) != 0) {
+      err = errno;
+      failed = "sem_post";
+    }
+  }
+  vmlab_guard_end();
+  if (failed != NULL) return vmlab_push_syserror(L, failed, err);
+  lua_pushnumber(L, vmlab_now() - t0);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Stopping on a signal                                                */
+
+static volatile sig_atomic_t shm_caught_sig = 0;
+static struct sigaction shm_saved[NSIG];
+static unsigned char shm_have_saved[NSIG];
+
+static void shm_on_signal(int sig) { shm_caught_sig = sig; }
+
+/* A signal given by number or name ("INT", "SIGINT", "sigint") at idx. */
+static int shm_check_signal(lua_State *L, int idx) {
+  int sig = -1;
+  if (lua_type(L, idx) == LUA_TNUMBER) sig = (int)luaL_checkinteger(L, idx);
+  else {
+    const char *s = luaL_checkstring(L, idx);
+    char up[16];
+    size_t i = 0;
+    if (strncasecmp(s, "SIG", 3) != 0) up[i++] = 'S', up[i++] = 'I', up[i++] = 'G';
+    for (; *s && i < sizeof up - 1; s++) up[i++] = (char)(*s >= 'a' && *s <= 'z' ? *s - 32 : *s);
+    up[i] = '\0';
+    for (int n = 1; n < NSIG && sig < 0; n++)
+      if (vmlab_signal_name(n) != NULL && strcmp(vmlab_signal_name(n), up) == 0) sig = n;
+  }
+  luaL_argcheck(L, sig > 0 && sig < NSIG, idx, "unknown signal");
+  luaL_argcheck(L, sig != SIGKILL && sig != SIGSTOP && sig != SIGSEGV && sig != SIGBUS, idx,
+                "SIGKILL, SIGSTOP, SIGSEGV and SIGBUS cannot be caught here");
+  return sig;
+}
+
+/* vm.signal_catch(sig or {sig, ...}) -> true, or nil, msg, errno: from now on
+   these signals only set a flag (read with vm.signal_caught) and interrupt a
+   blocking wait (no SA_RESTART), so the program can stop and clean up.
+   See sigaction(2). */
+static int shm_signal_catch(lua_State *L) {
+  int n = lua_istable(L, 1) ? (int)luaL_len(L, 1) : 1;
+  for (int i = 1; i <= n; i++) {
+    int sig;
+    if (lua_istable(L, 1)) {
+      lua_geti(L, 1, i);
+      sig = shm_check_signal(L, -1);
+      lua_pop(L, 1);
+    } else sig = shm_check_signal(L, 1);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = shm_on_signal;
+    sigemptyset(&sa.sa_mask);
+    struct sigaction old;
+    if (sigaction(sig, &sa, &old) != 0) return vmlab_push_syserror(L, "sigaction", errno);
+    if (!shm_have_saved[sig]) shm_saved[sig] = old, shm_have_saved[sig] = 1;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* vm.signal_caught(clear = false) -> "SIGINT" (the last signal caught) or nil. */
+static int shm_signal_caught(lua_State *L) {
+  int sig = shm_caught_sig;
+  if (lua_toboolean(L, 1)) shm_caught_sig = 0;
+  if (sig == 0) lua_pushnil(L);
+  else lua_pushstring(L, vmlab_signal_name(sig) ? vmlab_signal_name(sig) : "SIG?");
+  return 1;
+}
+
+/* vm.signal_restore() -> true: put back what signal_catch replaced. */
+static int shm_signal_restore(lua_State *L) {
+  for (int sig = 1; sig < NSIG; sig++)
+    if (shm_have_saved[sig]) sigaction(sig, &shm_saved[sig], NULL), shm_have_saved[sig] = 0;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+void vmlab_open_shm(lua_State *L) {
+  static const luaL_Reg methods[] = {
+      {"atomic_load", shm_atomic_load}, {"atomic_store", shm_atomic_store}, {"atomic_add", shm_atomic_add},
+      {"compare_swap", shm_compare_swap}, {"wait", shm_wait}, {"wake", shm_wake},
+      {"sleep_poll", shm_sleep_poll}, {"sem_init", shm_sem_init}, {"sem_post", shm_sem_post},
+      {"sem_wait", shm_sem_wait}, {"sem_value", shm_sem_value}, {"sem_destroy", shm_sem_destroy},
+      {"plain_add_n", shm_plain_add_n}, {"atomic_add_n", shm_atomic_add_n}, {"sem_add_n", shm_sem_add_n},
+      {"unlink", shm_region_unlink}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {
+      {"shm_open", shm_open_region}, {"shm_unlink", shm_unlink_name}, {"shm_list", shm_list},
+      {"signal_catch", shm_signal_catch}, {"signal_caught", shm_signal_caught},
+      {"signal_restore", shm_signal_restore}, {NULL, NULL}};
+  vmlab_region_add_methods(L, methods);
+  luaL_setfuncs(L, funcs, 0);
+  vmlab_open_sum(L);
+  vmlab_open_ipc(L);
+}

@@ -136,22 +136,38 @@ int vmlab_guard_raise(lua_State *L, const char *what);
 const char *vmlab_signal_name(int sig);
 const char *vmlab_fault_code_name(int sig, int code);
 
+/* The touch loops count page faults: AddressSanitizer's shadow-memory checks
+   would add faults of their own, so those loops are left uninstrumented
+   (the regions they walk are range-checked before). */
+#define VMLAB_NO_ASAN __attribute__((no_sanitize_address))
+
 /* ------------------------------------------------------------------ */
 /* Time and counters shared by the touch loop and the counters module  */
 
 double vmlab_now(void); /* CLOCK_MONOTONIC seconds */
 void vmlab_faults_now(long *minor, long *major); /* getrusage(RUSAGE_SELF) */
 
+/* t[k] = v for the table on top of the stack. */
+void vmlab_set_int(lua_State *L, const char *k, lua_Integer v);
+void vmlab_set_num(lua_State *L, const char *k, double v);
+void vmlab_set_bool(lua_State *L, const char *k, int v);
+void vmlab_set_str(lua_State *L, const char *k, const char *v);
+
 /* ------------------------------------------------------------------ */
 /* One entry point per concern; each adds fields to the table on top.  */
 
 void vmlab_open_guard(lua_State *L);
 void vmlab_open_regions(lua_State *L);
+void vmlab_open_frames(lua_State *L);
+void vmlab_open_pagecache(lua_State *L);
 void vmlab_open_heap(lua_State *L);
 void vmlab_open_process(lua_State *L);
 void vmlab_open_shm(lua_State *L);
 void vmlab_open_counters(lua_State *L);
 void vmlab_open_lab(lua_State *L);
+void vmlab_open_faultsample(lua_State *L);
+void vmlab_open_sum(lua_State *L);
+void vmlab_open_ipc(lua_State *L);
 
 /* The module entry point (require "vmlab.core"). */
 int luaopen_vmlab_core(lua_State *L);

@@ -1,0 +1,88 @@
+/*
+ * pagecache.c - the page cache seen from a file: how much of it is cached
+ * (mincore(2) over a read-only mapping that touches nothing) and advice to
+ * the kernel about it (posix_fadvise(2)), e.g. to drop it so that the next
+ * access through a mapping costs major faults.
+ */
+#include "vmlab.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *const fadvise_names[] = {"normal", "sequential", "random", "noreuse", "willneed", "dontneed", NULL};
+static const int fadvise_values[] = {POSIX_FADV_NORMAL,   POSIX_FADV_SEQUENTIAL, POSIX_FADV_RANDOM,
+                                     POSIX_FADV_NOREUSE,  POSIX_FADV_WILLNEED,   POSIX_FADV_DONTNEED};
+
+/* vm.fadvise(path, advice, offset, length) -> true -- see posix_fadvise(2).
+   "dontneed" drops the file's clean, unmapped pages from the page cache. */
+static int pagecache_fadvise(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int advice = fadvise_values[luaL_checkoption(L, 2, NULL, fadvise_names)];
+  lua_Integer off = luaL_optinteger(L, 3, 0), len = luaL_optinteger(L, 4, 0);
+  luaL_argcheck(L, off >= 0, 3, "offset must not be negative");
+  luaL_argcheck(L, len >= 0, 4, "length must not be negative (0 means to the end)");
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    return vmlab_push_syserror(L, lua_pushfstring(L, "open %s", path), err);
+  }
+  if (advice == POSIX_FADV_DONTNEED) fdatasync(fd); /* only clean pages can be dropped */
+  int err = posix_fadvise(fd, (off_t)off, (off_t)len, advice);
+  close(fd);
+  if (err != 0) return vmlab_push_syserror(L, "posix_fadvise", err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* vm.file_resident(path) -> cached pages, pages -- mincore(2) of a fresh
+   read-only mapping, so the check itself brings nothing into the cache. */
+static int pagecache_file_resident(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    return vmlab_push_syserror(L, lua_pushfstring(L, "open %s", path), err);
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int err = errno;
+    close(fd);
+    return vmlab_push_syserror(L, "fstat", err);
+  }
+  if (st.st_size == 0) {
+    close(fd);
+    lua_pushinteger(L, 0);
+    lua_pushinteger(L, 0);
+    return 2;
+  }
+  size_t size = (size_t)st.st_size, pages = (size + vmlab_page_size - 1) / vmlab_page_size;
+  void *p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+  int err = errno;
+  close(fd);
+  if (p == MAP_FAILED) return vmlab_push_syserror(L, "mmap", err);
+  unsigned char *vec = malloc(pages);
+  if (vec == NULL) {
+    munmap(p, size);
+    return vmlab_push_syserror(L, "malloc", ENOMEM);
+  }
+  int rc = mincore(p, size, vec);
+  err = errno;
+  size_t cached = 0;
+  for (size_t i = 0; rc == 0 && i < pages; i++) cached += vec[i] & 1;
+  free(vec);
+  munmap(p, size);
+  if (rc != 0) return vmlab_push_syserror(L, "mincore", err);
+  lua_pushinteger(L, (lua_Integer)cached);
+  lua_pushinteger(L, (lua_Integer)pages);
+  return 2;
+}
+
+void vmlab_open_pagecache(lua_State *L) {
+  static const luaL_Reg funcs[] = {{"fadvise", pagecache_fadvise}, {"file_resident", pagecache_file_resident},
+                                   {NULL, NULL}};
+  luaL_setfuncs(L, funcs, 0);
+}

@@ -1,0 +1,174 @@
+--- vmlab.assert: luassert assertions about memory, for busted specs.
+--
+--     require "vmlab.assert"
+--     local r = vm.mmap(1 << 20)
+--     assert.faults_near(256, function() r:touch("write") end)
+--     assert.rss_grows_by(1 << 20, "5%", function() r:touch("write") end)
+--     assert.rss_unchanged(function() r:touch("read") end)
+--     assert.resident(r, 256)
+--
+-- A failure says what was expected and what was measured:
+--
+--     expected 10 page faults (± 8) from the function, measured 256 (256 minor, 0 major)
+--
+-- Tolerances: a count or byte number (>= 1), a fraction of the expected value
+-- (0.05), or a string: "5%", "1MiB". The negated forms (`assert.is_not.faults_near`)
+-- work too. Faults are this process's, from getrusage(2) (vm.rusage): the few
+-- faults the interpreter takes around the call count as well, which the
+-- default tolerances allow for.
+-- @module vmlab.assert
+local luassert = require "luassert"
+local say = require "say"
+local core = require "vmlab.core"
+
+local M = {}
+
+local KEY = "assertion.vmlab.measured"
+say.en[KEY] = "%s" -- the whole message is built by the assertion
+
+local floor, abs = math.floor, math.abs
+
+local function bytes(n)
+  local sign = n < 0 and "-" or ""
+  n = abs(n)
+  local u = { "B", "KiB", "MiB", "GiB", "TiB" }
+  local i = 1
+  while n >= 1024 and i < #u do n, i = n / 1024, i + 1 end
+  return sign .. (i == 1 and ("%d B"):format(n) or ("%.1f %s"):format(n, u[i]))
+end
+M.bytes = bytes
+
+local UNITS = { B = 1, KIB = 1024, KB = 1024, K = 1024, MIB = 1 << 20, MB = 1 << 20, M = 1 << 20,
+  GIB = 1 << 30, GB = 1 << 30, G = 1 << 30 }
+
+--- A tolerance as an absolute amount, given the expected value.
+-- nil -> default; n >= 1 -> n; 0 <= n < 1 -> n * expected; "5%" -> 5% of
+-- expected; "1MiB" -> 1048576.
+function M.tolerance(tol, expected, default)
+  if tol == nil then return default end
+  if type(tol) == "number" then
+    if tol < 0 then error("a tolerance must not be negative", 3) end
+    if tol < 1 then return abs(expected) * tol end
+    return tol
+  end
+  if type(tol) == "string" then
+    local pct = tol:match("^%s*(%d*%.?%d+)%s*%%%s*$")
+    if pct then return abs(expected) * tonumber(pct) / 100 end
+    local n, unit = tol:match("^%s*(%d*%.?%d+)%s*(%a*)%s*$")
+    local f = n and UNITS[unit == "" and "B" or unit:upper()]
+    if f then return tonumber(n) * f end
+  end
+  error(("bad tolerance %q (a number, a fraction such as 0.05, \"5%%\" or \"1MiB\")"):format(tostring(tol)), 3)
+end
+
+--- Page faults (minor, major) of this process so far.
+function M.faults_now()
+  local ru = core.rusage("self")
+  return ru.minor_faults, ru.major_faults
+end
+
+--- VmRSS of this process in bytes (/proc/self/statm).
+function M.rss_now()
+  local f = assert(io.open("/proc/self/statm", "r"))
+  local line = f:read("l")
+  f:close()
+  return tonumber(line:match("^%d+%s+(%d+)")) * core.page_size
+end
+
+--- Run fn and measure: faults = minor + major, minor, major, rss before, rss after.
+function M.measure(fn)
+  local rss0 = M.rss_now()
+  local mi0, ma0 = M.faults_now()
+  fn()
+  local mi1, ma1 = M.faults_now()
+  local rss1 = M.rss_now()
+  return (mi1 - mi0) + (ma1 - ma0), mi1 - mi0, ma1 - ma0, rss0, rss1
+end
+
+-- Make luassert print msg (positive or negated form) on failure.
+local function say_this(state, arguments, ok_msg, not_msg)
+  local msg = state.mod and ok_msg or not_msg
+  for i = 1, (arguments.n or #arguments) do arguments[i] = nil end
+  arguments[1], arguments.n, arguments.nofmt = msg, 1, { true }
+end
+
+local function check_fn(fn, name, pos)
+  if type(fn) ~= "function" then
+    error(("bad argument #%d to '%s' (function expected, got %s)"):format(pos, name, type(fn)), 4)
+  end
+end
+
+-- assert.faults_near(expected, fn, tolerance = 2% + 8)
+local function faults_near(state, arguments)
+  local expected, fn, tol = arguments[1], arguments[2], arguments[3]
+  if type(expected) ~= "number" then
+    error(("bad argument #1 to 'faults_near' (number expected, got %s)"):format(type(expected)), 3)
+  end
+  check_fn(fn, "faults_near", 2)
+  local t = M.tolerance(tol, expected, math.ceil(abs(expected) * 0.02) + 8)
+  local n, minor, major = M.measure(fn)
+  local ok = abs(n - expected) <= t
+  local measured = ("measured %d (%d minor, %d major)"):format(n, minor, major)
+  say_this(state, arguments,
+    ("expected %d page faults (± %g) from the function, %s"):format(expected, t, measured),
+    ("expected the function not to cause %d page faults (± %g), %s"):format(expected, t, measured))
+  return ok
+end
+
+-- assert.rss_grows_by(bytes, tolerance = 5% + 256 KiB, fn)  (tolerance may be left out)
+local function rss_grows_by(state, arguments)
+  local expected, tol, fn = arguments[1], arguments[2], arguments[3]
+  if type(tol) == "function" and fn == nil then tol, fn = nil, tol end
+  if type(expected) ~= "number" then
+    error(("bad argument #1 to 'rss_grows_by' (bytes expected, got %s)"):format(type(expected)), 3)
+  end
+  check_fn(fn, "rss_grows_by", 3)
+  local t = M.tolerance(tol, expected, abs(expected) * 0.05 + 256 * 1024)
+  local _, _, _, rss0, rss1 = M.measure(fn)
+  local growth = rss1 - rss0
+  local ok = abs(growth - expected) <= t
+  local measured = ("it grew by %s (VmRSS %s -> %s)"):format(bytes(growth), bytes(rss0), bytes(rss1))
+  say_this(state, arguments,
+    ("expected RSS to grow by %s (± %s), %s"):format(bytes(expected), bytes(floor(t)), measured),
+    ("expected RSS not to grow by %s (± %s), %s"):format(bytes(expected), bytes(floor(t)), measured))
+  return ok
+end
+
+-- assert.rss_unchanged(fn, tolerance = 512 KiB)
+local function rss_unchanged(state, arguments)
+  local fn, tol = arguments[1], arguments[2]
+  check_fn(fn, "rss_unchanged", 1)
+  local t = M.tolerance(tol, 0, 512 * 1024)
+  local _, _, _, rss0, rss1 = M.measure(fn)
+  local growth = rss1 - rss0
+  local ok = abs(growth) <= t
+  local measured = ("it changed by %s (VmRSS %s -> %s)"):format(bytes(growth), bytes(rss0), bytes(rss1))
+  say_this(state, arguments,
+    ("expected RSS to stay the same (± %s), %s"):format(bytes(floor(t)), measured),
+    ("expected RSS to change by more than %s, %s"):format(bytes(floor(t)), measured))
+  return ok
+end
+
+-- assert.resident(region, pages, tolerance = 0)
+local function resident(state, arguments)
+  local r, pages, tol = arguments[1], arguments[2], arguments[3]
+  if type(pages) ~= "number" then
+    error(("bad argument #2 to 'resident' (page count expected, got %s)"):format(type(pages)), 3)
+  end
+  local t = M.tolerance(tol, pages, 0)
+  local n, total = r:resident()
+  local ok = abs(n - pages) <= t
+  local measured = ("mincore says %d of its %d pages are resident"):format(n, total)
+  local what = tostring(r):match("^(vmlab%.Region %S+ %S+)") or "the region"
+  say_this(state, arguments,
+    ("expected %d resident pages (± %g) in %s, %s"):format(pages, t, what, measured),
+    ("expected %s not to have %d resident pages (± %g), %s"):format(what, pages, t, measured))
+  return ok
+end
+
+luassert:register("assertion", "faults_near", faults_near, KEY, KEY)
+luassert:register("assertion", "rss_grows_by", rss_grows_by, KEY, KEY)
+luassert:register("assertion", "rss_unchanged", rss_unchanged, KEY, KEY)
+luassert:register("assertion", "resident", resident, KEY, KEY)
+
+return M

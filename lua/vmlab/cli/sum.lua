@@ -1,0 +1,59 @@
+--- `vmlab sum`: the lab's parent/child number summing over POSIX shared memory.
+--
+--   vmlab sum [--out FILE] [--sync futex|poll|sem] < numbers.txt
+--
+-- One result line per input line in FILE (default sums.txt): the sum, or
+-- "error: ..." naming the bad token and its column. At the end, on stderr:
+-- lines, numbers, error lines, seconds, lines per second.
+-- Exit status: 0 every line was processed; 1 the protocol failed (the child
+-- died, input could not be read, ...); 2 bad usage; 128+n stopped by signal n
+-- (130 for SIGINT, 143 for SIGTERM) after both processes cleaned up.
+local argparse = require "argparse"
+local parent = require "vmlab.sum.parent"
+
+local M = { summary = "sum lines of numbers in a child over POSIX shared memory (lab section 8)" }
+
+local function parser()
+  local p = argparse("vmlab sum", "Sum each line of numbers from stdin in a child process (fork + exec) that "
+    .. "receives the input through a POSIX shared-memory object; one result line per input line.")
+  p:epilog("From a terminal each line is handed over as it is typed and an empty line ends the input; from a "
+    .. "pipe or file the input travels in batches and ends at end of file.\n"
+    .. "Exit status: 0 every line processed, 1 the protocol failed, 2 bad usage, 128+n stopped by signal n.")
+  p:option("-o --out", "Results file ('-' for standard output).", "sums.txt")
+  p:option("-s --sync", "How the processes wait for each other: futex (sleep in futex(2)), "
+    .. "poll (the lab's flag + usleep(1000), one line per handoff) or sem (POSIX semaphores).", "futex")
+    :choices({ "futex", "poll", "sem" })
+  p:option("--slots", "Slots in the ring (futex, sem).", "16"):convert(math.tointeger)
+  p:option("--slot-size", "Bytes per slot.", "65536"):convert(math.tointeger)
+  p:flag("-q --quiet", "No end-of-run line on stderr.")
+  p:add_help(false)
+  p:flag("-h --help", "Show this help and exit.")
+  return p
+end
+
+function M.main(argv)
+  local p = parser()
+  local ok, args = p:pparse(argv)
+  if not ok then
+    io.stderr:write(p:get_usage(), "\n\nvmlab sum: ", tostring(args), "\n")
+    return 2
+  end
+  if args.help then
+    io.stdout:write(p:get_help(), "\n")
+    return 0
+  end
+  if not args.slots or args.slots < 1 or args.slots > 448 then
+    io.stderr:write("vmlab sum: --slots must be an integer 1..448\n")
+    return 2
+  end
+  if not args.slot_size or args.slot_size < 1 or args.slot_size > (1 << 30) then
+    io.stderr:write("vmlab sum: --slot-size must be an integer 1..1073741824\n")
+    return 2
+  end
+  local res = parent.run({ out = args.out, sync = args.sync, slots = args.slots, slot_size = args.slot_size })
+  if res.message then io.stderr:write("vmlab sum: ", res.message, "\n") end
+  if not args.quiet then io.stderr:write("vmlab sum: ", parent.summary(res), "\n") end
+  return res.code
+end
+
+return M

@@ -1,0 +1,74 @@
+--- `vmlab tour [--json] [NAME ...]`: every experiment (or the ones named) at
+-- its tour parameters (safe, quick sizes), each with its report; skipped
+-- experiments are shown with their reasons. Ends with one line: how many ran,
+-- were skipped and failed, and how long it took. Exit 1 if any failed.
+local experiments = require "vmlab.experiments"
+local report = require "vmlab.report"
+
+local M = { summary = "every experiment at safe sizes with its report (make demo runs this)" }
+
+local function now()
+  local ok, vm = pcall(require, "vmlab")
+  return ok and vm.now and vm.now() or os.clock()
+end
+
+function M.main(argv)
+  local json, wanted = false, {}
+  for _, a in ipairs(argv) do
+    if a == "--json" then json = true
+    elseif a == "-h" or a == "--help" then
+      io.stdout:write("usage: vmlab tour [--json] [NAME ...]\n",
+        "Runs every experiment (or the named ones) at its tour sizes and prints each report;\n",
+        "with --json one JSON object per line.\n")
+      return 0
+    elseif a:sub(1, 1) == "-" then
+      io.stderr:write("vmlab tour: unknown option '", a, "'\n")
+      return 2
+    else wanted[#wanted + 1] = a end
+  end
+  local names = #wanted > 0 and wanted or experiments.names()
+  for _, n in ipairs(names) do
+    local e, err = experiments.get(n)
+    if not e then
+      io.stderr:write("vmlab tour: ", err, "\n")
+      return 2
+    end
+  end
+  local t0 = now()
+  local ran, skipped, failed = 0, {}, {}
+  for i, name in ipairs(names) do
+    local t1 = now()
+    local ok, result, record = pcall(experiments.run, name, nil, { tour = true })
+    local took = now() - t1
+    if not ok then
+      failed[#failed + 1] = name
+      if json then
+        io.stdout:write(report.json({ experiment = name, result = { error = tostring(result) } }), "\n")
+      else
+        io.stdout:write(("%s: FAILED: %s\n\n"):format(name, tostring(result)))
+      end
+    else
+      ran = ran + 1
+      if result.skipped then skipped[#skipped + 1] = ("%s (%s)"):format(name, tostring(result.skipped)) end
+      if json then
+        io.stdout:write(report.json(record), "\n")
+      else
+        if i > 1 then io.stdout:write("\n") end
+        io.stdout:write(report.text(record))
+        io.stdout:write(("(%s took %.2f s)\n"):format(name, took))
+      end
+    end
+    io.stdout:flush()
+  end
+  local total = now() - t0
+  if not json then
+    io.stdout:write("\n", ("="):rep(78), "\n")
+    io.stdout:write(("tour: %d experiments ran (%d skipped), %d failed, in %.1f s\n"):format(
+      ran, #skipped, #failed, total))
+    for _, s in ipairs(skipped) do io.stdout:write("  skipped: ", s, "\n") end
+    for _, f in ipairs(failed) do io.stdout:write("  FAILED: ", f, "\n") end
+  end
+  return #failed > 0 and 1 or 0
+end
+
+return M

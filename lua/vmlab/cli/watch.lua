@@ -1,0 +1,188 @@
+--- `vmlab watch PID [--interval 0.5] [--count N] [--json]` - the outside
+-- observer the lab does with `watch ps` and /proc/PID/status: another
+-- process's VmRSS and VmSize (/proc/PID/status), its minor and major page
+-- faults (/proc/PID/stat) and its Rss, Pss and Anonymous memory
+-- (/proc/PID/smaps_rollup), one line per sample, or one JSON object per line
+-- with --json. Stops after N samples, or when the process exits.
+-- Exit status: 0 done, 2 bad usage or no such process.
+local core = require "vmlab.core"
+local proc = require "vmlab.proc"
+
+local M = { summary = "watch another process's memory: vmlab watch PID [--interval 0.5] [--count N] [--json]" }
+
+local USAGE = "usage: vmlab watch PID [--interval SECONDS] [--count N] [--json]\n"
+  .. "  PID: the process to watch (see `pgrep NAME`, or the pid `vmlab memtest` prints)\n"
+  .. "  --interval S: seconds between samples (default 0.5; 250ms and 2s work too)\n"
+  .. "  --count N: stop after N samples (default: until the process exits or Ctrl-C)\n"
+  .. "  --json: one JSON object per sample and line, sizes in bytes, times in seconds\n"
+
+local function bytes(n)
+  if n == nil then return "-" end
+  local u = { "B", "KiB", "MiB", "GiB", "TiB" }
+  local i = 1
+  while n >= 1024 and i < #u do n, i = n / 1024, i + 1 end
+  return i == 1 and ("%d B"):format(n) or ("%.1f %s"):format(n, u[i])
+end
+
+-- "0.5", "0.5s", "250ms" -> seconds, or nil
+local function seconds(text)
+  if text == nil then return nil end
+  local n, unit = text:match("^%s*(%d*%.?%d+)%s*(%a*)%s*$")
+  n = tonumber(n)
+  if not n then return nil end
+  if unit == "ms" then n = n / 1000 elseif unit ~= "" and unit ~= "s" then return nil end
+  return n
+end
+
+--- Parse the arguments: {pid=, interval=, count=, json=} or nil, message ("help" for --help).
+function M.parse(argv)
+  local o = { interval = 0.5, json = false }
+  local pos = {}
+  local i = 1
+  while i <= #argv do
+    local a = argv[i]
+    local key, val = a:match("^%-%-([%w-]+)=(.*)$")
+    key = key or a:match("^%-%-([%w-]+)$")
+    if a == "-h" or a == "--help" then
+      return nil, "help"
+    elseif key == "json" and not val then
+      o.json = true
+    elseif key == "interval" or key == "count" then
+      if not val then i = i + 1; val = argv[i] end
+      if key == "interval" then
+        local s = seconds(val)
+        if not s or s <= 0 or s > 86400 then
+          return nil, ("bad value '%s' for --interval (seconds above 0, such as 0.5 or 250ms)"):format(tostring(val))
+        end
+        o.interval = s
+      else
+        local n = math.tointeger(tonumber(val or ""))
+        if not n or n < 1 then
+          return nil, ("bad value '%s' for --count (a whole number, 1 or more)"):format(tostring(val))
+        end
+        o.count = n
+      end
+    elseif a:sub(1, 1) == "-" then
+      return nil, ("unknown option '%s'"):format(a)
+    else
+      pos[#pos + 1] = a
+    end
+    i = i + 1
+  end
+  if #pos ~= 1 then return nil, "expects one PID" end
+  local pid = pos[1]:match("^%d+$") and math.tointeger(tonumber(pos[1]))
+  if not pid or pid < 1 or pid > 0x3fffffff then
+    return nil, ("bad pid '%s' (a process id: a whole number above 0)"):format(pos[1])
+  end
+  o.pid = pid
+  return o
+end
+
+--- One sample of process pid: {pid=, name=, state=, rss=, virt=,
+-- minor_faults=, major_faults=, smaps_rollup = {rss=, pss=, anonymous=} or
+-- nil (not readable)}, or nil and why (the process is gone or a zombie).
+function M.sample(pid)
+  local st, err = proc.status(pid)
+  if not st then return nil, err end
+  if tostring(st.State or ""):match("^[ZX]") then return nil, "exited" end
+  local stat = proc.stat(pid)
+  if not stat then return nil, "exited" end
+  local s = { pid = pid, name = st.Name, state = st.State, rss = st.VmRSS or 0, virt = st.VmSize or 0,
+    minor_faults = stat.minflt, major_faults = stat.majflt }
+  local roll = proc.smaps_rollup(pid)
+  if roll then s.smaps_rollup = { rss = roll.Rss, pss = roll.Pss, anonymous = roll.Anonymous } end
+  return s
+end
+
+-- A JSON value: integers exactly, floats with 6 decimals, strings escaped.
+local function json(v)
+  local t = type(v)
+  if t == "table" then
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = k end
+    table.sort(keys)
+    local parts = {}
+    for _, k in ipairs(keys) do parts[#parts + 1] = json(tostring(k)) .. ":" .. json(v[k]) end
+    return "{" .. table.concat(parts, ",") .. "}"
+  elseif t == "string" then
+    return '"' .. v:gsub('[%c"\\]', function(c)
+      return ({ ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\t"] = "\\t" })[c] or ("\\u%04x"):format(c:byte())
+    end) .. '"'
+  elseif math.type(v) == "integer" then
+    return ("%d"):format(v)
+  elseif t == "number" then
+    return ("%.6f"):format(v)
+  elseif t == "boolean" then
+    return tostring(v)
+  end
+  return "null"
+end
+M.json = json
+
+local HEADER = ("%8s %11s %11s %11s %8s %11s %11s %11s")
+  :format("time", "VmRSS", "VmSize", "minflt", "majflt", "Rss", "Pss", "Anonymous")
+
+local function line(s, prev)
+  local roll = s.smaps_rollup or {}
+  local df = prev and (" (+%d)"):format(s.minor_faults - prev.minor_faults) or ""
+  return ("%7.2fs %11s %11s %11s %8d %11s %11s %11s"):format(s.t, bytes(s.rss), bytes(s.virt),
+    tostring(s.minor_faults) .. df, s.major_faults, bytes(roll.rss), bytes(roll.pss), bytes(roll.anonymous))
+end
+
+--- Watch with parsed options o, writing to out (default io.stdout).
+-- @return exit code
+function M.watch(o, out, err)
+  out, err = out or io.stdout, err or io.stderr
+  local first, why = M.sample(o.pid)
+  if not first then
+    err:write(("vmlab watch: no process with pid %d (%s)\n"):format(o.pid, why == "exited" and "it has exited"
+      or "nothing in /proc/" .. o.pid))
+    return 2
+  end
+  if not o.json then
+    out:write(("watching pid %d (%s) every %gs%s\n"):format(o.pid, first.name or "?", o.interval,
+      o.count and (", %d sample%s"):format(o.count, o.count == 1 and "" or "s") or ", until it exits (Ctrl-C stops)"))
+    if not first.smaps_rollup then
+      out:write("(smaps_rollup is not readable for this process: Rss/Pss/Anonymous show -)\n")
+    end
+    out:write(HEADER, "\n")
+  end
+  local t0 = core.now()
+  local s, prev, n = first, nil, 0
+  while true do
+    s.t = core.now() - t0
+    n = n + 1
+    out:write(o.json and json(s) or line(s, prev), "\n")
+    if out.flush then out:flush() end
+    if o.count and n >= o.count then return 0 end
+    prev = s
+    core.sleep(o.interval)
+    s = M.sample(o.pid)
+    if not s then
+      if o.json then
+        out:write(json { pid = o.pid, t = core.now() - t0, exited = true }, "\n")
+      else
+        out:write(("process %d exited after %d samples\n"):format(o.pid, n))
+      end
+      if out.flush then out:flush() end
+      return 0
+    end
+  end
+end
+
+--- The command: argv without "watch"; out/err default to io.stdout/io.stderr.
+function M.main(argv, out, err)
+  out, err = out or io.stdout, err or io.stderr
+  local o, msg = M.parse(argv)
+  if not o then
+    if msg == "help" then
+      out:write(USAGE)
+      return 0
+    end
+    err:write("vmlab watch: ", msg, "\n", USAGE)
+    return 2
+  end
+  return M.watch(o, out, err)
+end
+
+return M

@@ -1,0 +1,178 @@
+--- The experiments registry: every `lua/vmlab/experiments/<name>.lua` next to
+-- this file is an experiment, found by listing the directory (nobody edits a
+-- shared list to add one).
+--
+-- An experiment module returns
+--   { name = "read-write", summary = "one line",
+--     params = { size = 64 * 1024 * 1024, ... },   -- defaults; sizes in bytes
+--     run = function(params) ... return result end, -- sizes in bytes, times in seconds
+--     explain = function(result, params) return { "line", ... } end,  -- optional
+--     tour = { size = ... },                       -- optional: params for `vmlab tour`
+--     units = { field = "bytes" | "seconds" | "count" | "address" | "ns" | "rate" | "percent" | "text" }, -- optional
+--     fields = { "size", "pages", ... },           -- optional: the order of the report's rows
+--   }
+-- A result `{ skipped = "reason", ... }` means the machine cannot show it.
+--
+--   local experiments = require "vmlab.experiments"
+--   experiments.names()                     --> { "lazy", "read-write", ... }
+--   local e = experiments.get("lazy")
+--   local result, record = experiments.run("lazy", { size = 64 << 20 })
+--   -- record = { experiment=, summary=, params= (merged), system=, result=, seconds= }
+-- @module vmlab.experiments
+local experiments = {}
+
+-- The order of the lab (issue 3); experiments not listed here follow, by name.
+local lab_order = {
+  "lazy", "read-write", "faults", "cow", "regions", "stack-guard", "segfault", "overcommit",
+  "madvise", "mlock", "thp", "file-mmap", "page-table", "tlb", "calloc-realloc",
+}
+local rank = {}
+for i, n in ipairs(lab_order) do rank[n] = i end
+
+local loaded = {}
+
+--- The directory holding the experiment files (this file's directory).
+function experiments.dir()
+  local path = package.searchpath("vmlab.experiments", package.path)
+  if not path then
+    local src = debug.getinfo(1, "S").source
+    path = src:sub(1, 1) == "@" and src:sub(2) or nil
+  end
+  return path and (path:match("^(.*)/[^/]*$") or ".") or nil
+end
+
+-- The file names in a directory: vm.listdir (lab.c), else ls.
+local function listdir(dir)
+  local ok, vm = pcall(require, "vmlab")
+  if ok and vm.listdir then
+    local list = vm.listdir(dir)
+    if list then return list end
+  end
+  local p = io.popen("ls -1 '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
+  if not p then return {} end
+  local list = {}
+  for line in p:lines() do list[#list + 1] = line end
+  p:close()
+  return list
+end
+
+local function by_lab_order(a, b)
+  local ra, rb = rank[a] or math.huge, rank[b] or math.huge
+  if ra ~= rb then return ra < rb end
+  return a < b
+end
+
+--- Every experiment's name, in the order of the lab.
+function experiments.names()
+  local names = {}
+  local dir = experiments.dir()
+  if dir then
+    for _, file in ipairs(listdir(dir)) do
+      local name = file:match("^([%w][%w%-_]*)%.lua$")
+      if name and name ~= "init" then names[#names + 1] = name end
+    end
+  end
+  table.sort(names, by_lab_order)
+  return names
+end
+
+local function check(mod, name)
+  local function bad(why) error(("experiment '%s': %s"):format(name, why), 0) end
+  if type(mod) ~= "table" then bad("the module must return a table") end
+  if mod.name ~= name then bad(("its name is '%s' but its file is %s.lua"):format(tostring(mod.name), name)) end
+  if type(mod.run) ~= "function" then bad("it has no run function") end
+  if type(mod.summary) ~= "string" then bad("it has no summary") end
+  if mod.params == nil then mod.params = {} end
+  if type(mod.params) ~= "table" then bad("params must be a table") end
+  return mod
+end
+
+--- The experiment module `name`, or nil and a message (unknown name).
+function experiments.get(name)
+  if type(name) ~= "string" or not name:match("^[%w][%w%-_]*$") then
+    return nil, ("no experiment named '%s'"):format(tostring(name))
+  end
+  if loaded[name] then return loaded[name] end
+  local modname = "vmlab.experiments." .. name
+  local path = package.searchpath(modname, package.path)
+  if not path or name == "init" then
+    return nil, ("no experiment named '%s' (vmlab list shows them)"):format(name)
+  end
+  local mod = check(require(modname), name)
+  loaded[name] = mod
+  return mod
+end
+
+local function copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = type(v) == "table" and copy(v) or v end
+  return c
+end
+
+--- The experiment's defaults with `opts` laid over them (and, with
+-- `tour = true`, its tour params in between). Unknown params raise.
+function experiments.params(name, opts, tour)
+  local e = assert(experiments.get(name))
+  local p = copy(e.params)
+  if tour and e.tour then for k, v in pairs(e.tour) do p[k] = v end end
+  for k, v in pairs(opts or {}) do
+    if e.params[k] == nil then
+      local known = {}
+      for key in pairs(e.params) do known[#known + 1] = key end
+      table.sort(known)
+      error(("experiment '%s' has no parameter '%s' (it has: %s)"):format(name, tostring(k),
+        #known > 0 and table.concat(known, ", ") or "none"), 2)
+    end
+    p[k] = v
+  end
+  return p
+end
+
+local function read_line(path)
+  local f = io.open(path)
+  if not f then return nil end
+  local s = f:read("l")
+  f:close()
+  return s
+end
+
+--- What the JSON's "system" says: page size, THP mode, overcommit policy, kernel.
+-- @return { page_size = 4096, thp = "madvise", overcommit = 0, kernel = "6.1.0-..." }
+function experiments.system_info()
+  local ok, vm = pcall(require, "vmlab")
+  local thp = read_line("/sys/kernel/mm/transparent_hugepage/enabled")
+  return {
+    page_size = ok and vm.page_size or 4096,
+    thp = thp and (thp:match("%[(%w+)%]") or thp) or "unavailable",
+    overcommit = math.tointeger(tonumber(read_line("/proc/sys/vm/overcommit_memory") or "")),
+    kernel = read_line("/proc/sys/kernel/osrelease") or "unknown",
+  }
+end
+
+local function now()
+  local ok, vm = pcall(require, "vmlab")
+  if ok and vm.now then return vm.now() end
+  return os.clock()
+end
+
+--- Run experiment `name` with `opts` over its defaults.
+-- @param opts params to change (a table; unknown names raise)
+-- @param how optional { tour = true } to start from the experiment's tour params
+-- @return result, record where record = { experiment=, summary=, params=, system=, result=, seconds= }
+function experiments.run(name, opts, how)
+  local e, err = experiments.get(name)
+  if not e then error(err, 2) end
+  local params = experiments.params(name, opts, how and how.tour)
+  local t0 = now()
+  local result = e.run(copy(params))
+  if type(result) ~= "table" then
+    error(("experiment '%s' returned %s instead of a result table"):format(name, type(result)), 0)
+  end
+  local record = {
+    experiment = name, summary = e.summary, params = params,
+    system = experiments.system_info(), result = result, seconds = now() - t0,
+  }
+  return result, record
+end
+
+return experiments

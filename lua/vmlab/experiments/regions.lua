@@ -1,0 +1,107 @@
+--- regions: this process's address space, from /proc/self/smaps: the
+-- program's text (code), read-only data, data and bss; the heap; the stack;
+-- anonymous mappings; the vdso. Each with its size and resident set. And
+-- where a C global, a constant, a bss array, a function, a malloc'd block and
+-- a stack variable of the vmlab module really live. (004_*.txt)
+local vm = require "vmlab"
+
+local M = {
+  name = "regions",
+  summary = "the process's map: text, data, bss, heap, stack, anonymous, vdso; where a global, a malloc'd block, " ..
+    "a local live",
+  params = {},
+  units = { global = "address", static_data = "address", bss = "address", text = "address", stack = "address",
+            heap = "address", placed = "text", mappings = "count" },
+  fields = { "name", "start", "size", "rss", "perms", "holds", "addresses", "placed",
+             "text", "static_data", "global", "bss", "heap", "stack" },
+}
+
+local OBJECTS = { "text", "static_data", "global", "bss", "heap", "stack" }
+local DESCRIBE = {
+  text = "a C function", static_data = "a constant string", global = "an initialised C global",
+  bss = "a zero-filled static array", heap = "a malloc(64) block", stack = "a local variable",
+}
+
+local function basename(path) return path:match("([^/]+)$") or path end
+
+local function segment(m, prev)
+  if m.kind ~= "anon" then
+    if m.perms:sub(3, 3) == "x" then return "text" end
+    if m.perms:sub(2, 2) == "w" then return "data" end
+    return "read-only data"
+  end
+  if prev and prev.kind == "file" and prev.finish == m.start and prev.perms:sub(2, 2) == "w" then return "bss" end
+  return nil
+end
+
+--- no params
+function M.run()
+  local addrs = vm.addresses()
+  local maps = assert(vm.proc.smaps())
+  -- the program: the file mapped where /proc/self/stat says its code starts
+  local stat = vm.proc.stat() or {}
+  local code = math.tointeger(stat.startcode) or -1
+  local exe, module
+  for _, m in ipairs(maps) do
+    if m.start <= addrs.text and addrs.text < m.finish then module = m.path end
+    if m.start <= code and code < m.finish then exe = m.path end
+  end
+  local rows, anon, libs = {}, { n = 0, size = 0, rss = 0 }, { n = 0, size = 0, rss = 0 }
+  local placed = {}
+  for i, m in ipairs(maps) do
+    local prev = maps[i - 1]
+    local holds = {}
+    for _, o in ipairs(OBJECTS) do
+      local a = addrs[o]
+      if a and m.start <= a and a < m.finish then holds[#holds + 1] = o end
+    end
+    local name
+    local seg = segment(m, prev)
+    if m.kind == "file" and (m.path == exe or m.path == module) then
+      name = basename(m.path) .. " " .. seg
+    elseif m.kind == "anon" and seg == "bss" and (prev.path == exe or prev.path == module) then
+      name = basename(prev.path) .. " bss"
+    elseif m.kind == "heap" or m.kind == "stack" or m.kind == "vdso" or m.kind == "vvar" then
+      name = m.path
+    end
+    if #holds > 0 and not name then
+      name = m.kind == "anon" and "anonymous" or (basename(m.path) .. (seg and (" " .. seg) or ""))
+    end
+    if name then
+      rows[#rows + 1] = { name = name, start = m.start, size = m.size, rss = m.Rss, perms = m.perms,
+                          holds = #holds > 0 and table.concat(holds, ", ") or nil }
+      for _, o in ipairs(holds) do placed[o] = name end
+    elseif m.kind == "anon" then
+      anon.n, anon.size, anon.rss = anon.n + 1, anon.size + m.size, anon.rss + (m.Rss or 0)
+    else
+      libs.n, libs.size, libs.rss = libs.n + 1, libs.size + m.size, libs.rss + (m.Rss or 0)
+    end
+  end
+  if anon.n > 0 then
+    rows[#rows + 1] = { name = ("other anonymous (%d mappings)"):format(anon.n), size = anon.size, rss = anon.rss }
+  end
+  if libs.n > 0 then
+    rows[#rows + 1] = { name = ("other files: libraries... (%d mappings)"):format(libs.n), size = libs.size,
+                        rss = libs.rss }
+  end
+  for _, o in ipairs(OBJECTS) do placed[o] = placed[o] or "(not found)" end
+  return { regions = rows, addresses = addrs, placed = placed, mappings = #maps, program = exe, module = module }
+end
+
+function M.explain(r)
+  local lines = {
+    ("%d mappings in all. The program (%s) and the vmlab module are mapped in pieces: code (r-x),")
+      :format(r.mappings, basename(r.program or "?")),
+    "read-only data (r--), initialised data (rw-) and, right after it, the zero-filled bss.",
+  }
+  for _, o in ipairs(OBJECTS) do
+    if r.addresses[o] then
+      lines[#lines + 1] = ("%-26s at 0x%x lies in %s"):format(DESCRIBE[o], r.addresses[o], r.placed[o])
+    end
+  end
+  lines[#lines + 1] = "The heap grows up from just above the program; the stack sits near the top of user space;"
+  lines[#lines + 1] = "large malloc blocks and mmap'd memory are anonymous mappings in between."
+  return lines
+end
+
+return M

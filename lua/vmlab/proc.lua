@@ -1,0 +1,266 @@
+--- vmlab.proc: the kernel's memory accounting read from /proc and /sys.
+-- Every size comes back in bytes (the files say kB; statm and stat count
+-- pages). Each function reads its file once and parses it with string
+-- patterns. `pid` is a positive integer or "self" (the default); a missing
+-- file (no such process) gives `nil, message, errno`.
+-- @module vmlab.proc
+local core = require "vmlab.core"
+
+local M = {}
+
+local KB = 1024
+local page_size = core.page_size
+local open, tonumber, type = io.open, tonumber, type
+
+-- Read a whole file: its text, or nil, msg, errno.
+local function slurp(path)
+  local f, err, code = open(path, "r")
+  if not f then return nil, err, code end
+  local text, rerr, rcode = f:read("a")
+  f:close()
+  if not text then return nil, path .. ": " .. tostring(rerr), rcode end
+  return text
+end
+
+-- "/proc/<pid>/<name>" after checking pid; level names the caller for errors.
+local function proc_path(pid, name, fname)
+  if pid == nil or pid == "self" then return "/proc/self/" .. name end
+  if math.type(pid) == "integer" and pid > 0 then return "/proc/" .. pid .. "/" .. name end
+  if type(pid) == "string" and pid:match("^%d+$") then return "/proc/" .. pid .. "/" .. name end
+  error(("bad argument #1 to '%s' (pid must be a positive integer or \"self\", got %s)")
+    :format(fname, type(pid) == "string" and ("%q"):format(pid) or tostring(pid)), 3)
+end
+
+-- "Key:   123 kB" -> bytes; "Key: 7" -> 7; anything else stays a string.
+local function value_of(v)
+  local n = v:match("^(%d+) kB$")
+  if n then return tonumber(n) * KB end
+  n = v:match("^%-?%d+$")
+  if n then return tonumber(n) end
+  return v
+end
+
+-- Parse "Key: value" lines into a table.
+local function key_values(text, t)
+  t = t or {}
+  for k, v in text:gmatch("([%w_()]+):[ \t]*([^\n]*)") do
+    t[k] = value_of(v:gsub("%s+$", ""))
+  end
+  return t
+end
+
+--- All fields of /proc/PID/status; sizes (kB in the file) in bytes, single
+-- integers as integers, the rest as strings. Conveniences: `rss` (VmRSS),
+-- `virt` (VmSize), `hwm` (VmHWM), `peak` (VmPeak), `data` (VmData),
+-- `stack` (VmStk), `swap` (VmSwap), `rss_anon`, `rss_file`, `rss_shmem`, `threads`.
+-- @param pid integer or "self"
+-- @return table, or nil, msg, errno
+function M.status(pid)
+  local text, err, code = slurp(proc_path(pid, "status", "status"))
+  if not text then return nil, err, code end
+  local t = key_values(text)
+  t.rss, t.virt, t.hwm, t.peak = t.VmRSS, t.VmSize, t.VmHWM, t.VmPeak
+  t.data, t.stack, t.swap = t.VmData, t.VmStk, t.VmSwap
+  t.rss_anon, t.rss_file, t.rss_shmem, t.threads = t.RssAnon, t.RssFile, t.RssShmem, t.Threads
+  return t
+end
+
+--- /proc/PID/statm in bytes: size, resident, shared, text, data (and lib, dt, 0 since 2.6).
+-- @return table, or nil, msg, errno
+function M.statm(pid)
+  local text, err, code = slurp(proc_path(pid, "statm", "statm"))
+  if not text then return nil, err, code end
+  local f = {}
+  for n in text:gmatch("%d+") do f[#f + 1] = tonumber(n) * page_size end
+  return { size = f[1], resident = f[2], shared = f[3], text = f[4], lib = f[5], data = f[6], dt = f[7] }
+end
+
+-- What a mapping is, from its path column.
+local function kind_of(path)
+  if path == "" then return "anon" end
+  if path == "[heap]" then return "heap" end
+  if path == "[stack]" or path:match("^%[stack:") then return "stack" end
+  if path == "[vdso]" then return "vdso" end
+  if path == "[vvar]" or path == "[vvar_vclock]" then return "vvar" end
+  if path == "[vsyscall]" then return "vsyscall" end
+  if path:match("^%[anon:") then return "anon" end
+  if path:match("^%[anon_shmem:") then return "shm" end
+  if path:match("^/dev/shm/") or path:match("^/SYSV%x+") or path:match("^/dev/zero") then return "shm" end
+  if path:match("^/memfd:") then return "memfd" end
+  if path:match("^/dev/hugepages/") or path:match("^/anon_hugepage") then return "hugetlb" end
+  if path:sub(1, 1) == "/" then return "file" end
+  if path:match("^%[") then return "special" end
+  return "file"
+end
+
+local MAP_LINE = "^(%x+)%-(%x+) (%S+) (%x+) (%S+) (%d+)%s*(.*)$"
+
+-- One maps/smaps header line -> entry table, or nil when it is not one.
+local function map_entry(line)
+  local s, e, perms, off, dev, inode, path = line:match(MAP_LINE)
+  if not s then return nil end
+  local start, finish = tonumber(s, 16), tonumber(e, 16)
+  local deleted = false
+  if path:sub(-10) == " (deleted)" then
+    path, deleted = path:sub(1, -11), true
+  end
+  return {
+    start = start, finish = finish, size = finish - start, perms = perms,
+    offset = tonumber(off, 16), dev = dev, inode = tonumber(inode), path = path,
+    kind = kind_of(path), deleted = deleted or nil,
+    readable = perms:sub(1, 1) == "r", writable = perms:sub(2, 2) == "w",
+    executable = perms:sub(3, 3) == "x", shared = perms:sub(4, 4) == "s",
+  }
+end
+
+--- /proc/PID/maps as a list of {start=, finish=, size=, perms=, offset=, dev=,
+-- inode=, path=, kind=, readable=, writable=, executable=, shared=, deleted=}.
+-- kind is "heap", "stack", "vdso", "vvar", "vsyscall", "anon", "file", "shm",
+-- "memfd", "hugetlb" or "special". Addresses are integers (the vsyscall page
+-- lies above 2^63 and comes back negative; its size is still right).
+-- @return list, or nil, msg, errno
+function M.maps(pid)
+  local text, err, code = slurp(proc_path(pid, "maps", "maps"))
+  if not text then return nil, err, code end
+  local list = {}
+  for line in text:gmatch("[^\n]+") do
+    local m = map_entry(line)
+    if m then list[#list + 1] = m end
+  end
+  return list
+end
+
+-- The "Key: N kB" lines that follow a smaps header, into entry t.
+local function smaps_field(t, k, v)
+  if k == "VmFlags" then
+    local flags = {}
+    for f in v:gmatch("%S+") do flags[f] = true end
+    t.VmFlags, t.flags = v:gsub("%s+$", ""), flags
+  else
+    t[k] = value_of(v:gsub("%s+$", ""))
+  end
+end
+
+--- /proc/PID/smaps: the maps entries, each with its fields in bytes (Size,
+-- Rss, Pss, Shared_Clean, Shared_Dirty, Private_Clean, Private_Dirty,
+-- Referenced, Anonymous, AnonHugePages, Swap, Locked, ...), `VmFlags` as the
+-- string and `flags` as a set ({rd=true, wr=true, ...}).
+-- @return list, or nil, msg, errno
+function M.smaps(pid)
+  local text, err, code = slurp(proc_path(pid, "smaps", "smaps"))
+  if not text then return nil, err, code end
+  local list, cur = {}, nil
+  for line in text:gmatch("[^\n]+") do
+    local k, v = line:match("^([%w_]+):%s*(.*)$")
+    if k and cur then
+      smaps_field(cur, k, v)
+    else
+      cur = map_entry(line)
+      if cur then list[#list + 1] = cur end
+    end
+  end
+  return list
+end
+
+--- /proc/PID/smaps_rollup: the smaps fields summed over all mappings, in bytes.
+-- @return table, or nil, msg, errno
+function M.smaps_rollup(pid)
+  local text, err, code = slurp(proc_path(pid, "smaps_rollup", "smaps_rollup"))
+  if not text then return nil, err, code end
+  return key_values((text:gsub("^[^\n]*\n", "")))
+end
+
+--- /proc/meminfo in bytes (HugePages_* counts stay counts). Conveniences:
+-- total, free, available, cached, hugepage_size.
+-- @return table, or nil, msg, errno
+function M.meminfo()
+  local text, err, code = slurp("/proc/meminfo")
+  if not text then return nil, err, code end
+  local t = key_values(text)
+  t.total, t.free, t.available, t.cached = t.MemTotal, t.MemFree, t.MemAvailable, t.Cached
+  t.hugepage_size = t.Hugepagesize
+  return t
+end
+
+-- The first line of a small file: integer if it is one, else the string; nil if unreadable.
+local function setting(path)
+  local text = slurp(path)
+  if not text then return nil end
+  text = text:match("^[^\n]*")
+  return tonumber(text:match("^%-?%d+$")) or text
+end
+
+-- "always [madvise] never" -> "madvise"
+local function bracketed(path)
+  local text = slurp(path)
+  return text and text:match("%[([^%]]+)%]") or nil
+end
+
+local THP = "/sys/kernel/mm/transparent_hugepage/"
+
+--- The kernel's memory policy: {overcommit_memory=, overcommit_ratio=,
+-- overcommit_kbytes=, max_map_count=, min_free_kbytes=, swappiness=,
+-- nr_hugepages=, thp_enabled= ("always"|"madvise"|"never"), thp_defrag=,
+-- thp_shmem_enabled=, page_size=, hugepage_size= (bytes)}. A setting whose
+-- file is missing is nil.
+-- @return table
+function M.vm_settings()
+  local sys = "/proc/sys/vm/"
+  local mi = M.meminfo() or {}
+  return {
+    overcommit_memory = setting(sys .. "overcommit_memory"),
+    overcommit_ratio = setting(sys .. "overcommit_ratio"),
+    overcommit_kbytes = setting(sys .. "overcommit_kbytes"),
+    max_map_count = setting(sys .. "max_map_count"),
+    min_free_kbytes = setting(sys .. "min_free_kbytes"),
+    swappiness = setting(sys .. "swappiness"),
+    nr_hugepages = setting(sys .. "nr_hugepages"),
+    thp_enabled = bracketed(THP .. "enabled"),
+    thp_defrag = bracketed(THP .. "defrag"),
+    thp_shmem_enabled = bracketed(THP .. "shmem_enabled"),
+    page_size = page_size,
+    hugepage_size = mi.Hugepagesize,
+  }
+end
+
+-- /proc/PID/stat fields after "(comm)", in proc(5) order, from field 3.
+local STAT_FIELDS = {
+  "state", "ppid", "pgrp", "session", "tty_nr", "tpgid", "flags", "minflt", "cminflt", "majflt",
+  "cmajflt", "utime", "stime", "cutime", "cstime", "priority", "nice", "num_threads",
+  "itrealvalue", "starttime", "vsize", "rss", "rsslim", "startcode", "endcode", "startstack",
+  "kstkesp", "kstkeip", "signal", "blocked", "sigignore", "sigcatch", "wchan", "nswap", "cnswap",
+  "exit_signal", "processor", "rt_priority", "policy", "delayacct_blkio_ticks", "guest_time",
+  "cguest_time", "start_data", "end_data", "start_brk", "arg_start", "arg_end", "env_start",
+  "env_end", "exit_code",
+}
+local TICKS = { utime = true, stime = true, cutime = true, cstime = true, starttime = true,
+  guest_time = true, cguest_time = true, delayacct_blkio_ticks = true }
+
+--- /proc/PID/stat: {pid=, comm=, state=, ppid=, minflt=, majflt=, cminflt=,
+-- cmajflt=, utime=, stime=, ... vsize= (bytes), rss= (bytes), rss_pages=,
+-- num_threads=, ...}. Times (utime, stime, cutime, cstime, starttime, ...)
+-- are in seconds; the raw clock ticks are kept as utime_ticks etc.
+-- @return table, or nil, msg, errno
+function M.stat(pid)
+  local text, err, code = slurp(proc_path(pid, "stat", "stat"))
+  if not text then return nil, err, code end
+  local p, comm, rest = text:match("^(%d+) %((.*)%) (.*)$") -- comm may hold ") "
+  if not p then return nil, "stat: cannot parse /proc stat line" end
+  local t = { pid = tonumber(p), comm = comm }
+  local i, hz = 1, core.clock_ticks or 100
+  for v in rest:gmatch("%S+") do
+    local name = STAT_FIELDS[i]
+    if not name then break end
+    local n = tonumber(v)
+    if TICKS[name] and n then
+      t[name .. "_ticks"], t[name] = n, n / hz
+    else
+      t[name] = n or v
+    end
+    i = i + 1
+  end
+  if t.rss then t.rss_pages, t.rss = t.rss, t.rss * page_size end
+  return t
+end
+
+return M

@@ -1,0 +1,217 @@
+-- vm.proc: the kernel's memory accounting read from /proc and /sys.
+local vm = require "vmlab"
+
+local PAGE = vm.page_size
+local MiB = 1024 * 1024
+local SANITIZED = os.getenv("VMLAB_SANITIZED") == "1"
+
+local function find_mapping(list, address)
+  for _, m in ipairs(list) do
+    if m.start == address then return m end
+  end
+end
+
+describe("proc.status", function()
+  it("reports this process's resident and virtual size in bytes", function()
+    local s = assert(vm.proc.status())
+    assert.equal(vm.getpid(), s.Pid)
+    assert.equal("lua5.4", s.Name)
+    assert.is_true(s.VmRSS > MiB and s.VmRSS % 1024 == 0, "VmRSS " .. s.VmRSS)
+    assert.is_true(s.VmSize >= s.VmRSS)
+    assert.equal(s.VmRSS, s.rss)
+    assert.equal(s.VmSize, s.virt)
+    assert.equal(s.RssAnon + s.RssFile + s.RssShmem, s.VmRSS)
+    if not SANITIZED then
+      assert.is_true(s.VmRSS < 512 * MiB, "VmRSS " .. s.VmRSS)
+    end
+    assert.equal(1, s.Threads)
+    assert.is_string(s.State)
+  end)
+
+  it("writing 256 fresh pages grows VmRSS by about 1 MiB", function()
+    local r <close> = assert(vm.mmap(256 * PAGE))
+    r:advise("nohugepage")
+    local before = vm.proc.status().VmRSS
+    r:touch("write")
+    local grown = vm.proc.status().VmRSS - before
+    assert.is_true(grown >= 250 * PAGE and grown <= 300 * PAGE, "grew " .. grown)
+  end)
+
+  it("reads another process's status by pid", function()
+    local c = assert(vm.spawn({ "sleep", "5" }))
+    local s
+    for _ = 1, 200 do -- until sleep has replaced the forked copy of us
+      s = assert(vm.proc.status(c.pid))
+      if s.Name == "sleep" then break end
+      vm.spawn({ "sleep", "0.01" }):wait()
+    end
+    assert.equal("sleep", s.Name)
+    assert.equal(vm.getpid(), s.PPid)
+    assert.equal(c.pid, vm.proc.stat(c.pid).pid)
+    c:kill("KILL")
+    c:wait()
+  end)
+
+  it("a process that does not exist gives nil, a message and errno", function()
+    local c = vm.fork(function() end)
+    c:wait() -- its pid is now free
+    for _, f in ipairs({ "status", "statm", "maps", "smaps", "smaps_rollup", "stat" }) do
+      local t, msg, errno = vm.proc[f](c.pid)
+      assert.is_nil(t)
+      assert.matches("No such file or directory", msg)
+      assert.equal(2, errno)
+    end
+  end)
+
+  it("a pid that is not a positive integer or \"self\" raises naming the argument", function()
+    assert.has_error(function() vm.proc.status(-1) end,
+      "bad argument #1 to 'status' (pid must be a positive integer or \"self\", got -1)")
+    assert.has_error(function() vm.proc.maps("me") end,
+      "bad argument #1 to 'maps' (pid must be a positive integer or \"self\", got \"me\")")
+    assert.has_error(function() vm.proc.smaps(1.5) end)
+  end)
+end)
+
+describe("proc.statm and proc.stat", function()
+  it("statm's resident size agrees with status's VmRSS", function()
+    local m, s = vm.proc.statm(), vm.proc.status()
+    assert.is_true(m.size > 0 and m.resident > 0 and m.size % PAGE == 0)
+    assert.is_true(math.abs(m.resident - s.VmRSS) <= 64 * PAGE, m.resident .. " vs " .. s.VmRSS)
+    assert.is_true(math.abs(m.size - s.VmSize) <= 64 * PAGE)
+  end)
+
+  it("stat counts the minor faults of writing fresh pages", function()
+    local d, after = math.huge, nil
+    for _ = 1, 3 do -- the least of three: other activity can only add faults
+      local before = vm.proc.stat()
+      local r <close> = assert(vm.mmap(500 * PAGE))
+      r:advise("nohugepage")
+      r:touch("write")
+      after = vm.proc.stat()
+      d = math.min(d, after.minflt - before.minflt)
+    end
+    assert.equal(vm.getpid(), after.pid)
+    assert.equal("lua5.4", after.comm)
+    assert.is_true(d >= 500 and d <= 520, d .. " faults for 500 pages")
+    assert.is_true(after.utime >= 0 and math.type(after.utime_ticks) == "integer")
+    assert.is_true(after.rss > 0 and after.rss == after.rss_pages * PAGE)
+    assert.equal(1, after.num_threads)
+  end)
+
+  it("stat copes with a command name that holds spaces and parentheses", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    local prog = dir .. "/) x (y"
+    assert(os.execute("mkdir " .. dir .. " && ln -s \"$(command -v sleep)\" '" .. prog .. "'"))
+    local c = assert(vm.spawn({ prog, "5" }))
+    local st
+    for _ = 1, 200 do -- until the exec has happened
+      st = assert(vm.proc.stat(c.pid))
+      if st.comm == ") x (y" then break end
+      vm.spawn({ "sleep", "0.01" }):wait()
+    end
+    c:kill("KILL")
+    c:wait()
+    os.remove(prog)
+    os.remove(dir)
+    assert.equal(") x (y", st.comm)
+    assert.equal(vm.getpid(), st.ppid)
+    assert.equal(1, st.num_threads)
+  end)
+end)
+
+describe("proc.maps and proc.smaps", function()
+  it("lists the stack, the vdso and a 64-page mapping with its size and protection", function()
+    local r <close> = assert(vm.mmap(64 * PAGE))
+    local maps = assert(vm.proc.maps())
+    local kinds = {}
+    for _, m in ipairs(maps) do kinds[m.kind] = (kinds[m.kind] or 0) + 1 end
+    assert.equal(1, kinds.stack)
+    assert.is_true(kinds.vdso == 1 and kinds.file > 0)
+    local m = find_mapping(maps, r.address)
+    assert.is_table(m, "no mapping starts at the region's address")
+    -- the kernel may merge it with a neighbour of the same kind, never shrink it
+    assert.is_true(m.size >= 64 * PAGE)
+    assert.equal(m.finish - m.start, m.size)
+    assert.equal("rw-p", m.perms)
+    assert.equal("anon", m.kind)
+    assert.is_true(m.readable and m.writable and not m.executable and not m.shared)
+  end)
+
+  it("sees a protection change and the unmap", function()
+    local r = assert(vm.mmap(16 * PAGE))
+    local addr = r.address
+    r:protect("r")
+    assert.equal("r--p", find_mapping(vm.proc.maps(), addr).perms)
+    r:close()
+    local m = find_mapping(vm.proc.maps(), addr)
+    assert.is_true(m == nil or m.finish <= addr or m.start ~= addr)
+  end)
+
+  it("names file mappings and shared anonymous memory", function()
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write(("x"):rep(2 * PAGE))
+    f:close()
+    local fr <close> = assert(vm.mmap(2 * PAGE, { file = path, prot = "r" }))
+    local sr <close> = assert(vm.mmap(4 * PAGE, { share = "shared" }))
+    local maps = vm.proc.maps()
+    local fm, sm = find_mapping(maps, fr.address), find_mapping(maps, sr.address)
+    os.remove(path)
+    assert.equal("file", fm.kind)
+    assert.equal(path, fm.path)
+    assert.is_true(fm.inode > 0)
+    assert.equal("r--p", fm.perms)
+    assert.equal("shm", sm.kind)
+    assert.equal("rw-s", sm.perms)
+  end)
+
+  it("smaps shows a written region's pages as resident, private, dirty and anonymous", function()
+    local r <close> = assert(vm.mmap(64 * PAGE))
+    r:advise("nohugepage")
+    r:touch("write", { length = 32 * PAGE })
+    local m = find_mapping(assert(vm.proc.smaps()), r.address)
+    assert.is_table(m)
+    assert.equal(64 * PAGE, m.Size)
+    assert.equal(32 * PAGE, m.Rss)
+    assert.equal(32 * PAGE, m.Private_Dirty)
+    assert.equal(32 * PAGE, m.Anonymous)
+    assert.equal(0, m.Shared_Dirty)
+    assert.equal(0, m.AnonHugePages)
+    assert.is_true(m.flags.rd and m.flags.wr and m.flags.nh) -- nh: the nohugepage advice
+    assert.equal("anon", m.kind)
+  end)
+
+  it("smaps_rollup sums to about the process's VmRSS", function()
+    local roll = assert(vm.proc.smaps_rollup())
+    local rss = vm.proc.status().VmRSS
+    assert.is_true(math.abs(roll.Rss - rss) <= 64 * PAGE, roll.Rss .. " vs " .. rss)
+    assert.is_true(roll.Pss <= roll.Rss and roll.Pss > 0)
+    assert.is_true(roll.Anonymous > 0)
+  end)
+end)
+
+describe("proc.meminfo and proc.vm_settings", function()
+  it("meminfo reports the machine's memory in bytes", function()
+    local mi = assert(vm.proc.meminfo())
+    assert.is_true(mi.MemTotal > 256 * MiB and mi.MemTotal % 1024 == 0)
+    assert.is_true(mi.MemAvailable <= mi.MemTotal and mi.MemFree <= mi.MemTotal)
+    assert.equal(mi.MemTotal, mi.total)
+    assert.is_true(math.type(mi.HugePages_Total) == "integer") -- a count, not bytes
+    assert.is_true(mi["Active(anon)"] >= 0)
+  end)
+
+  it("vm_settings gives the overcommit policy, the THP mode and the page sizes", function()
+    local s = vm.proc.vm_settings()
+    assert.is_true(s.overcommit_memory == 0 or s.overcommit_memory == 1 or s.overcommit_memory == 2)
+    assert.is_true(s.overcommit_ratio >= 0)
+    assert.is_true(s.max_map_count > 0)
+    assert.is_true(s.min_free_kbytes > 0)
+    assert.equal(vm.page_size, s.page_size)
+    if s.thp_enabled ~= nil then
+      assert.is_true(s.thp_enabled == "always" or s.thp_enabled == "madvise" or s.thp_enabled == "never")
+      assert.is_string(s.thp_defrag)
+    end
+    assert.is_true(s.hugepage_size == nil or s.hugepage_size >= 2 * MiB)
+  end)
+end)

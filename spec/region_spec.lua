@@ -1,0 +1,268 @@
+-- Regions: mapping memory, first touch, and what the kernel reports about it.
+local vm = require "vmlab"
+
+local PAGE = vm.page_size
+local sanitized = os.getenv("VMLAB_SANITIZED") ~= nil
+
+local function rss()
+  for line in io.lines("/proc/self/status") do
+    local kb = line:match("^VmRSS:%s+(%d+) kB")
+    if kb then return tonumber(kb) * 1024 end
+  end
+end
+
+describe("a mapped region", function()
+  it("knows its address, size and page count, and says so in tostring", function()
+    local r <close> = assert(vm.mmap(10 * PAGE))
+    assert.is_true(r.address > 0)
+    assert.equal(0, r.address % PAGE)
+    assert.equal(10 * PAGE, r.size)
+    assert.equal(10 * PAGE, #r)
+    assert.equal(10, r.pages)
+    assert.equal("mmap", r.kind)
+    assert.equal("rw", r.prot)
+    assert.is_false(r.shared)
+    assert.matches("vmlab.Region mmap 0x%x+%-0x%x+ %(40.0 KiB, rw, private, 0/10 pages resident%)", tostring(r))
+  end)
+
+  it("writing each page of fresh memory costs one minor fault per page", function()
+    local pages = 4096
+    local r <close> = assert(vm.mmap(pages * PAGE))
+    r:advise("nohugepage")
+    local t = r:touch("write")
+    assert.equal(pages, t.pages)
+    assert.equal(pages * PAGE, t.bytes)
+    assert.is_true(t.minor_faults >= pages * 0.98 and t.minor_faults <= pages * 1.02,
+      ("%d minor faults for %d pages"):format(t.minor_faults, pages))
+    assert.equal(0, t.major_faults)
+    assert.is_true(t.seconds > 0)
+    -- a second write touches pages that are already there: (almost) no faults
+    local again = r:touch("write")
+    assert.is_true(again.minor_faults < pages * 0.02, again.minor_faults .. " faults on the second pass")
+    assert.equal(pages, (r:resident()))
+  end)
+
+  it("reading untouched memory leaves VmRSS nearly unchanged (the zero page)", function()
+    local size = 256 * 1024 * 1024
+    local r <close> = assert(vm.mmap(size))
+    r:advise("nohugepage")
+    local before = rss()
+    local t = r:touch("read")
+    local grown = rss() - before
+    assert.is_true(t.minor_faults >= t.pages * 0.98, t.minor_faults .. " faults")
+    assert.is_true(grown < size * 0.05, ("VmRSS grew by %d bytes reading %d"):format(grown, size))
+    local w = r:touch("write")
+    assert.is_true(rss() - before > size * 0.9, "writing makes the pages resident")
+    assert.is_true(w.minor_faults >= t.pages * 0.98, "writing after reading faults again (copy from the zero page)")
+  end)
+
+  it("every untouched page read maps one and the same physical frame", function()
+    local r <close> = assert(vm.mmap(64 * PAGE))
+    r:advise("nohugepage")
+    r:touch("read")
+    local frames, why = r:frames()
+    if not frames then return pending(why) end
+    local distinct = {}
+    for _, pfn in ipairs(frames) do distinct[pfn] = true end
+    assert.equal(1, #(function() local l = {} for k in pairs(distinct) do l[#l + 1] = k end return l end)())
+    r:touch("write")
+    local after = r:frames()
+    local seen, n = {}, 0
+    for _, pfn in ipairs(after) do if not seen[pfn] then seen[pfn] = true; n = n + 1 end end
+    assert.equal(64, n)
+  end)
+
+  it("frames reports pages that were never touched as not present", function()
+    local r <close> = assert(vm.mmap(4 * PAGE))
+    local frames = r:frames(0, 4)
+    assert.same({ false, false, false, false }, frames)
+  end)
+
+  it("touch takes an offset, a length, a stride and a random order", function()
+    local r <close> = assert(vm.mmap(64 * PAGE))
+    r:advise("nohugepage")
+    local t = r:touch("write", { offset = 16 * PAGE, length = 16 * PAGE })
+    assert.equal(16, t.pages)
+    assert.equal(16, (r:resident()))
+    assert.equal(16, (r:resident(16 * PAGE, 16 * PAGE)))
+    assert.equal(0, (r:resident(0, 16 * PAGE)))
+    t = r:touch("read", { stride = 2 * PAGE })
+    assert.equal(32, t.pages)
+    t = r:touch("write", { order = "random", seed = 7, passes = 3 })
+    assert.equal(3 * 64, t.pages)
+    assert.equal(64, (r:resident()))
+  end)
+
+  it("touch with sample= records a timeline as it goes", function()
+    local size = 32 * 1024 * 1024
+    local r <close> = assert(vm.mmap(size))
+    r:advise("nohugepage")
+    local t = r:touch("write", { sample = 1024 * 1024 })
+    assert.equal(33, #t.timeline)
+    local first, last = t.timeline[1], t.timeline[#t.timeline]
+    assert.equal(0, first.bytes)
+    assert.equal(size, last.bytes)
+    assert.is_true(last.minor_faults >= t.pages * 0.98)
+    if not sanitized then
+      assert.is_true(last.rss - first.rss > size * 0.9, "the timeline shows RSS growing by the size")
+    end
+    for i = 2, #t.timeline do
+      assert.is_true(t.timeline[i].t >= t.timeline[i - 1].t)
+      assert.is_true(t.timeline[i].bytes > t.timeline[i - 1].bytes)
+    end
+  end)
+
+  it("reads and writes bytes, and fills", function()
+    local r <close> = assert(vm.mmap(PAGE))
+    r:write(10, "hello")
+    assert.equal("hello", r:read(10, 5))
+    assert.equal("\0\0", r:read(0, 2))
+    r:fill(0x41, 0, 3)
+    assert.equal("AAA", r:read(0, 3))
+    assert.equal(PAGE, #r:read())
+  end)
+
+  it("maps a file, and shared writes reach the file after sync", function()
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write(("."):rep(2 * PAGE))
+    f:close()
+    local r <close> = assert(vm.mmap(nil, { file = path, share = "shared" }))
+    assert.equal(2 * PAGE, r.size)
+    assert.equal(path, r.name)
+    assert.equal("..", r:read(0, 2))
+    r:write(0, "vmlab")
+    r:sync()
+    f = assert(io.open(path))
+    assert.equal("vmlab", f:read(5))
+    f:close()
+    r:close()
+    os.remove(path)
+  end)
+
+  it("aligns a region to 2 MiB when asked", function()
+    local r <close> = assert(vm.mmap(4 * 1024 * 1024, { fixed_align = 2 * 1024 * 1024 }))
+    assert.equal(0, r.address % (2 * 1024 * 1024))
+  end)
+
+  it("mlock makes every page resident at once", function()
+    local r <close> = assert(vm.mmap(256 * PAGE))
+    local ok, msg = r:lock()
+    if not ok then return pending("mlock refused here: " .. tostring(msg)) end
+    assert.is_true(r.locked)
+    assert.equal(256, (r:resident()))
+    assert.matches("locked", tostring(r))
+    assert.truthy(r:unlock())
+  end)
+
+  it("dontneed gives pages back and the next read sees zeros", function()
+    local r <close> = assert(vm.mmap(64 * PAGE))
+    r:fill(7)
+    assert.equal(64, (r:resident()))
+    r:advise("dontneed")
+    assert.equal(0, (r:resident()))
+    assert.equal("\0", r:read(5 * PAGE, 1))
+  end)
+end)
+
+describe("mistakes with regions", function()
+  it("a failed mmap returns nil, a message and errno", function()
+    local r, msg, errno = vm.mmap(1 << 60)
+    assert.is_nil(r)
+    assert.equal("mmap: Cannot allocate memory", msg)
+    assert.equal(12, errno)
+  end)
+
+  it("bad sizes, ranges and names raise errors naming the argument", function()
+    assert.has_error(function() vm.mmap(0) end, "bad argument #1 to 'mmap' (size must be positive)")
+    assert.has_error(function() vm.mmap(-4096) end, "bad argument #1 to 'mmap' (size must be positive)")
+    assert.has_error(function() vm.mmap(1.5) end, "bad argument #1 to 'mmap' (number has no integer representation)")
+    assert.has_error(function() vm.mmap("big") end)
+    assert.has_error(function() vm.mmap(PAGE, { prot = "rwz" }) end,
+      "bad option 'prot' (unknown protection 'rwz'; use none, r, rw, rx or rwx)")
+    assert.has_error(function() vm.mmap(PAGE, { shared = true }) end, "bad option 'shared' (unknown option)")
+    assert.has_error(function() vm.mmap(PAGE, { share = "public" }) end)
+    assert.has_error(function() vm.mmap(PAGE, { fixed_align = 3000 }) end)
+    local r <close> = assert(vm.mmap(4 * PAGE))
+    assert.has_error(function() r:touch("poke") end)
+    assert.has_error(function() r:touch("read", { offset = -1 }) end, "bad argument 'opts.offset' (must not be negative)")
+    assert.has_error(function() r:touch("read", { offset = 5 * PAGE }) end)
+    assert.has_error(function() r:touch("read", { offset = PAGE, length = 4 * PAGE }) end)
+    assert.has_error(function() r:touch("read", { length = math.maxinteger }) end)
+    assert.has_error(function() r:touch("read", { stride = 0 }) end, "bad option 'stride' (must be positive)")
+    assert.has_error(function() r:touch("read", { colour = "red" }) end, "bad option 'colour' (unknown option)")
+    assert.has_error(function() r:read(PAGE, 4 * PAGE) end)
+    assert.has_error(function() r:read(math.maxinteger, math.maxinteger) end)
+    assert.has_error(function() r:write(4 * PAGE - 1, "xy") end)
+    assert.has_error(function() r:write(-1, "x") end)
+    assert.has_error(function() r:fill(256) end, "bad argument #1 to 'fill' (byte must be 0 to 255)")
+    assert.has_error(function() r:advise("forget") end)
+    assert.has_error(function() r:protect("rwz") end)
+    assert.has_error(function() r:frames(4) end)
+    assert.has_error(function() r:frames(0, 5) end)
+    assert.has_error(function() r.touch({}, "read") end)
+    assert.has_error(function() r.touch(io.stdout, "read") end)
+  end)
+
+  it("using a closed region raises, and closing twice is harmless", function()
+    local r = assert(vm.mmap(PAGE))
+    r:close()
+    r:close()
+    assert.is_true(r.closed)
+    assert.matches("%(closed%)", tostring(r))
+    for _, call in ipairs {
+      function() r:touch("read") end, function() r:read(0, 1) end, function() r:write(0, "x") end,
+      function() r:advise("normal") end, function() r:resident() end, function() r:frames() end,
+      function() return r.address end, function() return #r end,
+    } do
+      assert.has_error(call, "attempt to use a closed region")
+    end
+    collectgarbage() -- __gc after close is harmless
+  end)
+
+  it("writing to a read-only region raises a Lua error instead of killing the process", function()
+    local r <close> = assert(vm.mmap(4 * PAGE))
+    r:protect("r")
+    assert.equal("r", r.prot)
+    assert.has_error(function() r:write(0, "x") end)
+    local ok, err = pcall(r.touch, r, "write")
+    assert.is_false(ok)
+    assert.matches("touch %(write%): SIGSEGV %(SEGV_ACCERR%)", err)
+    assert.equal("\0", r:read(0, 1)) -- reading is still allowed
+    r:protect("none")
+    ok, err = pcall(r.read, r, 0, 1)
+    assert.is_false(ok)
+    assert.matches("SEGV_ACCERR", err)
+    r:protect("rw")
+    r:write(0, "ok")
+    assert.equal("ok", r:read(0, 2))
+  end)
+
+  it("reading past the end of a truncated file raises SIGBUS as a Lua error", function()
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write(("x"):rep(3 * PAGE))
+    f:close()
+    local r <close> = assert(vm.mmap(nil, { file = path }))
+    f = assert(io.open(path, "w")) -- truncate to 0 under the mapping
+    f:close()
+    local ok, err = pcall(r.read, r, 2 * PAGE, 1)
+    assert.is_false(ok)
+    assert.matches("SIGBUS", err)
+    os.remove(path)
+  end)
+
+  it("a region collected by the garbage collector is unmapped", function()
+    local addr
+    do
+      local r = assert(vm.mmap(PAGE))
+      addr = r.address
+      r:touch("write")
+    end
+    collectgarbage()
+    collectgarbage()
+    local map = io.open("/proc/self/maps"):read("a")
+    assert.is_nil(map:find(("^%x-"):format(addr)), "still mapped")
+    assert.is_nil(map:find(("\n%x-"):format(addr)), "still mapped")
+  end)
+end)
