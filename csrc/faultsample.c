@@ -135,7 +135,10 @@ static int faultsample_new(lua_State *L) {
     fd = faultsample_open_event(kind, s->period, 1);
     user_only = 1;
   }
-  if (fd < 0) return faultsample_refused(L, "perf_event_open", errno);
+  if (fd < 0) {
+    int err = errno;
+    return faultsample_refused(L, "perf_event_open", err);
+  }
   s->fd = fd;
   s->user_only = user_only;
 

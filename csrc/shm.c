@@ -3,9 +3,7 @@
  * coordinate through one: C11 atomics on 32/64-bit words, futex(2) wait and
  * wake, process-shared POSIX semaphores living inside the region, the lab's
  * sleep-and-poll loop, the counting loops of the race experiment (lab
- * section 13), and a flag-setting handler for SIGINT/SIGTERM so a protocol
- * can stop and clean up instead of dying. See shm_overview(7), futex(2),
- * sem_overview(7), stdatomic.h.
+ * section 13). See shm_overview(7), futex(2), sem_overview(7), stdatomic.h.
  *
  * Every access to region memory runs inside the fault guard, so an object
  * truncated under a mapping raises a Lua error instead of SIGBUS.
@@ -181,7 +179,7 @@ static int shm_region_unlink(lua_State *L) {
   return 1;
 }
 
-/* vm.shm_list(prefix = "") -> { {name=, size=, mtime=, uid=}, ... }: the
+/* vm.shm_list(prefix = "") -> { {name=, size=, mtime=, uid=, mode=}, ... }: the
    objects in /dev/shm whose names start with prefix ("/" optional). */
 static int shm_list(lua_State *L) {
   const char *prefix = luaL_optstring(L, 1, "");
@@ -196,7 +194,7 @@ static int shm_list(lua_State *L) {
     struct stat st;
     if (e->d_name[0] == '.' || strncmp(e->d_name, prefix, plen) != 0) continue;
     if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) continue;
-    lua_createtable(L, 0, 4);
+    lua_createtable(L, 0, 5);
     lua_pushfstring(L, "/%s", e->d_name);
     lua_setfield(L, -2, "name");
     lua_pushinteger(L, (lua_Integer)st.st_size);
@@ -205,6 +203,8 @@ static int shm_list(lua_State *L) {
     lua_setfield(L, -2, "mtime");
     lua_pushinteger(L, (lua_Integer)st.st_uid);
     lua_setfield(L, -2, "uid");
+    lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
+    lua_setfield(L, -2, "mode");
     lua_rawseti(L, -2, ++n);
   }
   closedir(d);
@@ -587,77 +587,6 @@ static int shm_sem_add_n(lua_State *L) {
   return 1;
 }
 
-/* ------------------------------------------------------------------ */
-/* Stopping on a signal                                                */
-
-static volatile sig_atomic_t shm_caught_sig = 0;
-static struct sigaction shm_saved[NSIG];
-static unsigned char shm_have_saved[NSIG];
-
-static void shm_on_signal(int sig) { shm_caught_sig = sig; }
-
-/* A signal given by number or name ("INT", "SIGINT", "sigint") at idx. */
-static int shm_check_signal(lua_State *L, int idx) {
-  int sig = -1;
-  if (lua_type(L, idx) == LUA_TNUMBER) sig = (int)luaL_checkinteger(L, idx);
-  else {
-    const char *s = luaL_checkstring(L, idx);
-    char up[16];
-    size_t i = 0;
-    if (strncasecmp(s, "SIG", 3) != 0) up[i++] = 'S', up[i++] = 'I', up[i++] = 'G';
-    for (; *s && i < sizeof up - 1; s++) up[i++] = (char)(*s >= 'a' && *s <= 'z' ? *s - 32 : *s);
-    up[i] = '\0';
-    for (int n = 1; n < NSIG && sig < 0; n++)
-      if (vmlab_signal_name(n) != NULL && strcmp(vmlab_signal_name(n), up) == 0) sig = n;
-  }
-  luaL_argcheck(L, sig > 0 && sig < NSIG, idx, "unknown signal");
-  luaL_argcheck(L, sig != SIGKILL && sig != SIGSTOP && sig != SIGSEGV && sig != SIGBUS, idx,
-                "SIGKILL, SIGSTOP, SIGSEGV and SIGBUS cannot be caught here");
-  return sig;
-}
-
-/* vm.signal_catch(sig or {sig, ...}) -> true, or nil, msg, errno: from now on
-   these signals only set a flag (read with vm.signal_caught) and interrupt a
-   blocking wait (no SA_RESTART), so the program can stop and clean up.
-   See sigaction(2). */
-static int shm_signal_catch(lua_State *L) {
-  int n = lua_istable(L, 1) ? (int)luaL_len(L, 1) : 1;
-  for (int i = 1; i <= n; i++) {
-    int sig;
-    if (lua_istable(L, 1)) {
-      lua_geti(L, 1, i);
-      sig = shm_check_signal(L, -1);
-      lua_pop(L, 1);
-    } else sig = shm_check_signal(L, 1);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = shm_on_signal;
-    sigemptyset(&sa.sa_mask);
-    struct sigaction old;
-    if (sigaction(sig, &sa, &old) != 0) return vmlab_push_syserror(L, "sigaction", errno);
-    if (!shm_have_saved[sig]) shm_saved[sig] = old, shm_have_saved[sig] = 1;
-  }
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* vm.signal_caught(clear = false) -> "SIGINT" (the last signal caught) or nil. */
-static int shm_signal_caught(lua_State *L) {
-  int sig = shm_caught_sig;
-  if (lua_toboolean(L, 1)) shm_caught_sig = 0;
-  if (sig == 0) lua_pushnil(L);
-  else lua_pushstring(L, vmlab_signal_name(sig) ? vmlab_signal_name(sig) : "SIG?");
-  return 1;
-}
-
-/* vm.signal_restore() -> true: put back what signal_catch replaced. */
-static int shm_signal_restore(lua_State *L) {
-  for (int sig = 1; sig < NSIG; sig++)
-    if (shm_have_saved[sig]) sigaction(sig, &shm_saved[sig], NULL), shm_have_saved[sig] = 0;
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
 void vmlab_open_shm(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"atomic_load", shm_atomic_load}, {"atomic_store", shm_atomic_store}, {"atomic_add", shm_atomic_add},
@@ -667,9 +596,7 @@ void vmlab_open_shm(lua_State *L) {
       {"plain_add_n", shm_plain_add_n}, {"atomic_add_n", shm_atomic_add_n}, {"sem_add_n", shm_sem_add_n},
       {"unlink", shm_region_unlink}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {
-      {"shm_open", shm_open_region}, {"shm_unlink", shm_unlink_name}, {"shm_list", shm_list},
-      {"signal_catch", shm_signal_catch}, {"signal_caught", shm_signal_caught},
-      {"signal_restore", shm_signal_restore}, {NULL, NULL}};
+      {"shm_open", shm_open_region}, {"shm_unlink", shm_unlink_name}, {"shm_list", shm_list}, {NULL, NULL}};
   vmlab_region_add_methods(L, methods);
   luaL_setfuncs(L, funcs, 0);
   vmlab_open_sum(L);

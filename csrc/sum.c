@@ -1,7 +1,9 @@
 /*
  * sum.c - the C half of the number-summing protocol (`vmlab sum`): the line
  * summer that turns text into one result line per input line, reading input
- * straight into a region with a timeout, and vm.now().
+ * straight into a region with a timeout, vm.now(), and a flag-setting
+ * handler for SIGINT/SIGTERM/SIGHUP so the protocol can stop and clean up
+ * instead of dying.
  *
  * The summer is a streaming parser: text arrives in pieces of any size (a
  * line, or a token, may be cut anywhere) and each completed line gives
@@ -20,7 +22,9 @@
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #define SUM_MT "vmlab.LineSummer"
@@ -369,6 +373,77 @@ static int sum_read_from(lua_State *L) {
   return 1;
 }
 
+/* ------------------------------------------------------------------ */
+/* Stopping on a signal                                                */
+
+static volatile sig_atomic_t sum_caught_sig = 0;
+static struct sigaction sum_saved[NSIG];
+static unsigned char sum_have_saved[NSIG];
+
+static void sum_on_signal(int sig) { sum_caught_sig = sig; }
+
+/* A signal given by number or name ("INT", "SIGINT", "sigint") at idx. */
+static int sum_check_signal(lua_State *L, int idx) {
+  int sig = -1;
+  if (lua_type(L, idx) == LUA_TNUMBER) sig = (int)luaL_checkinteger(L, idx);
+  else {
+    const char *s = luaL_checkstring(L, idx);
+    char up[16];
+    size_t i = 0;
+    if (strncasecmp(s, "SIG", 3) != 0) up[i++] = 'S', up[i++] = 'I', up[i++] = 'G';
+    for (; *s && i < sizeof up - 1; s++) up[i++] = (char)(*s >= 'a' && *s <= 'z' ? *s - 32 : *s);
+    up[i] = '\0';
+    for (int n = 1; n < NSIG && sig < 0; n++)
+      if (vmlab_signal_name(n) != NULL && strcmp(vmlab_signal_name(n), up) == 0) sig = n;
+  }
+  luaL_argcheck(L, sig > 0 && sig < NSIG, idx, "unknown signal");
+  luaL_argcheck(L, sig != SIGKILL && sig != SIGSTOP && sig != SIGSEGV && sig != SIGBUS, idx,
+                "SIGKILL, SIGSTOP, SIGSEGV and SIGBUS cannot be caught here");
+  return sig;
+}
+
+/* vm.signal_catch(sig or {sig, ...}) -> true, or nil, msg, errno: from now on
+   these signals only set a flag (read with vm.signal_caught) and interrupt a
+   blocking wait (no SA_RESTART), so the program can stop and clean up.
+   See sigaction(2). */
+static int sum_signal_catch(lua_State *L) {
+  int n = lua_istable(L, 1) ? (int)luaL_len(L, 1) : 1;
+  for (int i = 1; i <= n; i++) {
+    int sig;
+    if (lua_istable(L, 1)) {
+      lua_geti(L, 1, i);
+      sig = sum_check_signal(L, -1);
+      lua_pop(L, 1);
+    } else sig = sum_check_signal(L, 1);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = sum_on_signal;
+    sigemptyset(&sa.sa_mask);
+    struct sigaction old;
+    if (sigaction(sig, &sa, &old) != 0) return vmlab_push_syserror(L, "sigaction", errno);
+    if (!sum_have_saved[sig]) sum_saved[sig] = old, sum_have_saved[sig] = 1;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* vm.signal_caught(clear = false) -> "SIGINT" (the last signal caught) or nil. */
+static int sum_signal_caught(lua_State *L) {
+  int sig = sum_caught_sig;
+  if (lua_toboolean(L, 1)) sum_caught_sig = 0;
+  if (sig == 0) lua_pushnil(L);
+  else lua_pushstring(L, vmlab_signal_name(sig) ? vmlab_signal_name(sig) : "SIG?");
+  return 1;
+}
+
+/* vm.signal_restore() -> true: put back what signal_catch replaced. */
+static int sum_signal_restore(lua_State *L) {
+  for (int sig = 1; sig < NSIG; sig++)
+    if (sum_have_saved[sig]) sigaction(sig, &sum_saved[sig], NULL), sum_have_saved[sig] = 0;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 void vmlab_open_sum(lua_State *L) {
   static const luaL_Reg methods[] = {{"feed", sum_feed},     {"finish", sum_finish}, {"stats", sum_stats},
                                      {"pending", sum_pending}, {NULL, NULL}};
@@ -383,6 +458,9 @@ void vmlab_open_sum(lua_State *L) {
   lua_pop(L, 1);
   static const luaL_Reg region_methods[] = {{"read_from", sum_read_from}, {NULL, NULL}};
   vmlab_region_add_methods(L, region_methods);
+  static const luaL_Reg funcs[] = {{"signal_catch", sum_signal_catch}, {"signal_caught", sum_signal_caught},
+                                   {"signal_restore", sum_signal_restore}, {NULL, NULL}};
+  luaL_setfuncs(L, funcs, 0);
   lua_pushcfunction(L, sum_new);
   lua_setfield(L, -2, "line_summer");
   if (lua_getfield(L, -1, "now") == LUA_TNIL) {

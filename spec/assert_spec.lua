@@ -21,7 +21,8 @@ end
 describe("assert.faults_near", function()
   it("passes when writing 256 fresh pages costs about 256 faults", function()
     local r <close> = fresh(256)
-    assert.faults_near(256, function() r:touch("write") end)
+    -- under ASan the interpreter's allocations fault in shadow memory too (seen: up to 27 more)
+    assert.faults_near(256, function() r:touch("write") end, sanitized and 48 or nil)
   end)
 
   it("fails when the count is far off, and the message carries the measured count", function()
@@ -34,7 +35,7 @@ describe("assert.faults_near", function()
   it("touching memory that is already there faults (almost) nothing", function()
     local r <close> = fresh(64)
     r:touch("write")
-    assert.faults_near(0, function() r:touch("write") end)
+    assert.faults_near(0, function() r:touch("write") end, sanitized and 48 or nil)
     assert.is_not.faults_near(64, function() r:touch("write") end)
   end)
 

@@ -41,7 +41,7 @@ describe("vm.fault_sampler", function()
     assert.equal(pages, distinct) -- every page of the region, once
     assert.is_true(hits >= pages and hits <= pages + 4, ("%d samples inside for %d pages"):format(hits, pages))
     -- and faults elsewhere are few: the sampler looked at this thread only
-    assert.is_true(#list - hits <= 64, ("%d samples outside the region"):format(#list - hits))
+    assert.is_true(#list - hits <= (sanitized and 128 or 64), ("%d samples outside the region"):format(#list - hits))
   end)
 
   it("records nothing while stopped and nothing twice: read drains the ring", function()
@@ -162,7 +162,9 @@ describe("faults.by_region", function()
     local report, err = faults.by_region(function() r:touch("write") end, { regions = { mine = r } })
     if not report then pending("the kernel refuses page-fault sampling here: " .. tostring(err)) return end
     assert.equal(pages, report.regions.mine)
-    assert.is_true(report.by_kind.anonymous >= pages and report.by_kind.anonymous <= pages + 32,
+    -- plus the interpreter's own (under ASan its allocator's and shadow memory's: more)
+    local extra = sanitized and 96 or 32
+    assert.is_true(report.by_kind.anonymous >= pages and report.by_kind.anonymous <= pages + extra,
       report.by_kind.anonymous .. " anonymous faults")
     local top = report.mappings[1]
     assert.equal(r.address, top.start)

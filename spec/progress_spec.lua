@@ -29,7 +29,7 @@ describe("the progress bar", function()
     assert.matches("\n$", out.text)
   end)
 
-  it("writes nothing at all when disabled (--json) ", function()
+  it("writes nothing at all when disabled (--json)", function()
     local out = sink()
     local bar = progress.new { total = 100, enabled = false, out = out }
     bar:update(50, { rss = 1, faults = 1 })

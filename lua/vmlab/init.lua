@@ -13,6 +13,11 @@ local lazy = {
   proc = "vmlab.proc",
   units = "vmlab.units",
   child = "vmlab.child",
+  faults = "vmlab.faults",
+  plot = "vmlab.plot",
+  progress = "vmlab.progress",
+  self = "vmlab.self",
+  experiments = "vmlab.experiments",
 }
 
 return setmetatable(vm, {

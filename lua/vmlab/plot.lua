@@ -95,20 +95,40 @@ local function text(out, x, y, s, attrs)
   out[#out + 1] = fmt('<text x="%.1f" y="%.1f" font-size="12" %s %s>%s</text>', x, y, FONT, attrs or "", esc(s))
 end
 
--- Legend entries {name=, color=, dash=, bar=} in a row from (x, y).
-local function legend(out, x, y, entries)
-  out[#out + 1] = '<g class="legend">'
+-- Legend entries {name=, color=, dash=, bar=} split into rows no wider than width.
+local function legend_rows(entries, width)
+  local rows, row, used = {}, {}, 0
   for _, e in ipairs(entries) do
-    out[#out + 1] = fmt('<g class="legend-item" data-series="%s">', esc(e.name))
-    if e.bar then
-      out[#out + 1] = fmt('<rect x="%.1f" y="%.1f" width="14" height="10" fill="%s"/>', x, y - 9, e.color)
-    else
-      out[#out + 1] = fmt('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="2.5"%s/>',
-        x, y - 4, x + 24, y - 4, e.color, e.dash and fmt(' stroke-dasharray="%s"', e.dash) or "")
+    local ew = 30 + 7.2 * #e.name + 24
+    if #row > 0 and used + ew > width then
+      rows[#rows + 1] = row
+      row, used = {}, 0
     end
-    text(out, x + 30, y, e.name)
-    out[#out + 1] = "</g>"
-    x = x + 30 + 7.2 * #e.name + 24
+    row[#row + 1] = e
+    used = used + ew
+  end
+  if #row > 0 then rows[#rows + 1] = row end
+  return rows
+end
+
+-- The legend's rows from (x0, y): one row every 18 pixels down.
+local function legend(out, x0, y, rows)
+  out[#out + 1] = '<g class="legend">'
+  for _, row in ipairs(rows) do
+    local x = x0
+    for _, e in ipairs(row) do
+      out[#out + 1] = fmt('<g class="legend-item" data-series="%s">', esc(e.name))
+      if e.bar then
+        out[#out + 1] = fmt('<rect x="%.1f" y="%.1f" width="14" height="10" fill="%s"/>', x, y - 9, e.color)
+      else
+        out[#out + 1] = fmt('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="2.5"%s/>',
+          x, y - 4, x + 24, y - 4, e.color, e.dash and fmt(' stroke-dasharray="%s"', e.dash) or "")
+      end
+      text(out, x + 30, y, e.name)
+      out[#out + 1] = "</g>"
+      x = x + 30 + 7.2 * #e.name + 24
+    end
+    y = y + 18
   end
   out[#out + 1] = "</g>"
 end
@@ -122,7 +142,12 @@ end
 -- @return svg string
 function M.lines(spec)
   local w, h = spec.width or 860, spec.height or 500
-  local L, R, T, B = 86, spec.right and 86 or 30, 50, 96
+  local entries = {}
+  for i, sr in ipairs(spec.series) do
+    entries[i] = { name = sr.name, color = sr.color or COLORS[(i - 1) % #COLORS + 1], dash = sr.dash }
+  end
+  local rows = legend_rows(entries, w - 86 - 10)
+  local L, R, T, B = 86, spec.right and 86 or 30, 50, 66 + 18 * #rows
   local pw, ph = w - L - R, h - T - B
   local xmax, ymax = { 0 }, { left = 0, right = 0 }
   for _, s in ipairs(spec.series) do
@@ -183,18 +208,16 @@ function M.lines(spec)
     text(out, cx, cy, label, fmt('text-anchor="middle" class="axis-label" transform="rotate(-90 %.1f %.1f)"', cx, cy))
     out[#out + 1] = "</g>"
   end
-  local entries = {}
   for i, s in ipairs(spec.series) do
     local side = s.axis or "left"
-    local color = s.color or COLORS[(i - 1) % #COLORS + 1]
+    local color = entries[i].color
     local pts = {}
     for _, p in ipairs(s.points) do pts[#pts + 1] = fmt("%.1f,%.1f", X(p[1]), Y(side, p[2])) end
     out[#out + 1] = fmt('<polyline class="series" data-series="%s" data-axis="%s" fill="none" stroke="%s" '
       .. 'stroke-width="2"%s points="%s"><title>%s</title></polyline>', esc(s.name), side, color,
       s.dash and fmt(' stroke-dasharray="%s"', s.dash) or "", concat(pts, " "), esc(s.name))
-    entries[#entries + 1] = { name = s.name, color = color, dash = s.dash }
   end
-  legend(out, L, h - 22, entries)
+  legend(out, L, T + ph + 62, rows)
   out[#out + 1] = "</svg>"
   return concat(out, "\n") .. "\n"
 end
@@ -298,10 +321,20 @@ function M.bar_panels(title, panels, opts)
   local w = opts.width or max(480, 60 + n * 340)
   local h = opts.height or 460
   local out = header(w, h, title)
-  local T, B = 60, 80
+  -- one colour per label, the same in every panel
+  local entries, seen = {}, {}
+  for _, panel in ipairs(panels) do
+    for _, g in ipairs(panel.groups) do
+      if not g.color and not seen[g.label] then
+        seen[g.label] = COLORS[#entries % #COLORS + 1]
+        entries[#entries + 1] = { name = g.label, color = seen[g.label], bar = true }
+      end
+    end
+  end
+  local rows = legend_rows(entries, w - 40)
+  local T, B = 60, 62 + 18 * #rows
   local ph = h - T - B
   local slot = (w - 20) / n
-  local entries, seen = {}, {}
   for pi, panel in ipairs(panels) do
     local quantity = panel.unit
     local vmax = 0
@@ -329,14 +362,7 @@ function M.bar_panels(title, panels, opts)
     local bw = min(80, pw / max(k, 1) * 0.6)
     for gi, g in ipairs(panel.groups) do
       local v = g.value or 0
-      local color = g.color
-      if not color then
-        if not seen[g.label] then
-          seen[g.label] = COLORS[#entries % #COLORS + 1]
-          entries[#entries + 1] = { name = g.label, color = seen[g.label], bar = true }
-        end
-        color = seen[g.label]
-      end
+      local color = g.color or seen[g.label]
       local cxb = L + pw * (gi - 0.5) / k
       local bh = ph * (v / div) / top
       out[#out + 1] = fmt('<rect class="series" data-series="%s" x="%.1f" y="%.1f" width="%.1f" height="%.1f" '
@@ -347,7 +373,7 @@ function M.bar_panels(title, panels, opts)
     end
     out[#out + 1] = "</g>"
   end
-  legend(out, 30, h - 20, entries)
+  legend(out, 30, T + ph + 44, rows)
   out[#out + 1] = "</svg>"
   return concat(out, "\n") .. "\n"
 end
@@ -440,9 +466,23 @@ natural.madvise = function(r)
   return { { title = "RSS after each step", unit = "bytes", groups = groups } }
 end
 
+-- regions --faults: the faults per region kind (result.faults, from vmlab.faults).
+natural.regions = function(r)
+  local f = r.faults
+  if type(f) ~= "table" or type(f.by_kind) ~= "table" then return {} end
+  local groups = {}
+  for _, k in ipairs { "heap", "stack", "anonymous", "file", "shared", "other", "unmapped" } do
+    local n = f.by_kind[k]
+    if type(n) == "number" and (n > 0 or k ~= "other" and k ~= "unmapped") then
+      groups[#groups + 1] = { label = k, value = n }
+    end
+  end
+  return { { title = "page faults per region", unit = "faults", groups = groups } }
+end
+
 --- The chart for an experiment's result: its timeline, the read and write
 -- timelines (read-write), or the experiment's own bars (read-write, ipc,
--- thp, madvise).
+-- thp, madvise, regions with faults).
 -- @param name experiment name
 -- @param result the table run() returned (or the JSON's "result")
 -- @param opts {x = "bytes"|"t", virt = false (leave VIRT out), prefer = "bars" (bars over timelines)}

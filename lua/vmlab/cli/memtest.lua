@@ -79,21 +79,23 @@ function M.main(argv)
     local virt, res = statm()
     out:write(("%-28s VIRT %10s   RES %10s"):format(what, units.bytes(virt), units.bytes(res)))
   end
+  -- End a stop's line: wait for Enter (its echo ends the line), or sleep, or go on.
   local function stop()
-    if o.pause then
-      out:flush()
-      vm.sleep(o.pause)
-    elseif interactive then
+    if interactive then
       out:write("   [Enter] ")
       out:flush()
-      if io.stdin:read("l") == nil then interactive = false end
+      if io.stdin:read("l") ~= nil then return end
+      interactive = false -- stdin closed: stop asking
+    elseif o.pause then
+      out:flush()
+      vm.sleep(o.pause)
     end
+    out:write("\n")
   end
 
   out:write(("memtest: pid %d - watch it with: htop -p %d   or   grep -E 'VmRSS|VmSize' /proc/%d/status\n")
     :format(vm.getpid(), vm.getpid(), vm.getpid()))
   show("before malloc")
-  out:write("\n")
   stop()
   local h, merr = vm.malloc(o.size)
   if not h then
@@ -101,7 +103,6 @@ function M.main(argv)
     return 1
   end
   show(("after malloc(%s)"):format(units.bytes(o.size)))
-  out:write("\n")
   stop()
   h:advise("nohugepage") -- 4 KiB pages: one fault per page, as in the lab
   local faults, done = 0, 0
@@ -112,8 +113,7 @@ function M.main(argv)
     done = done + len
     show(("%s %s"):format(o.mode == "read" and "read" or "wrote", units.bytes(done)))
     out:write(("   faults %s"):format(units.count(faults)))
-    if done < o.size then stop() end
-    out:write("\n")
+    if done < o.size then stop() else out:write("\n") end
   end
   out:write(("done: %s page faults for %s pages; %s\n"):format(units.count(faults),
     units.count((o.size + vm.page_size - 1) // vm.page_size),

@@ -251,7 +251,9 @@ function Consumer:take(timeout)
     local state = s:atomic_load(O.parent_state, 32)
     local head = s:atomic_load(O.head)
     local avail = head - self.tail
-    if avail < 0 or avail > slots then protocol("head %d is out of range (tail %d, %d slots)", head, self.tail, slots) end
+    if avail < 0 or avail > slots then
+      protocol("head %d is out of range (tail %d, %d slots)", head, self.tail, slots)
+    end
     if self.sync == "sem" and avail == 0 and state == ring.PARENT.running then
       local ok, why = s:sem_wait(O.items, timeout) -- one token per published slot, one for the end
       if not ok then return nil, why end
