@@ -15,7 +15,9 @@ static struct sigaction guard_old_segv, guard_old_bus;
 static int guard_installed = 0;
 
 static void guard_handler(int sig, siginfo_t *si, void *uctx) {
-  if (vmlab_guard_active) {
+  /* si_code > 0: the kernel raised it for an access; <= 0: kill(2), raise(3)... */
+  int from_kernel = si->si_code > 0;
+  if (vmlab_guard_active && from_kernel) {
     vmlab_guard_active = 0;
     vmlab_guard_last.signal = sig;
     vmlab_guard_last.code = si->si_code;
@@ -35,6 +37,10 @@ static void guard_handler(int sig, siginfo_t *si, void *uctx) {
     return;
   }
   sigaction(sig, old, NULL);
+  /* A faulting access repeats by itself when we return; a sent signal does
+     not, so send it again, now with the old disposition (SA_NODEFER: it is
+     delivered at once). */
+  if (!from_kernel) raise(sig);
 }
 
 void vmlab_guard_install(void) {

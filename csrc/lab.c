@@ -3,8 +3,7 @@
  * cover: an access that may fault (the fault comes back as data), a
  * recursion that runs into the stack guard, the addresses of this module's
  * own global, constant, bss, code, stack and heap objects, resource limits,
- * a directory listing (the experiments registry finds its files with it),
- * isatty and sleep for the interactive memtest.
+ * and a directory listing (the experiments registry finds its files with it).
  */
 #include "vmlab.h"
 
@@ -14,8 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
-#include <unistd.h>
 
 /* ------------------------------------------------------------------ */
 /* vm.probe(address, "read"|"write" [, {catch = false}])               */
@@ -282,32 +279,10 @@ static int lab_listdir(lua_State *L) {
   return 1;
 }
 
-/* ------------------------------------------------------------------ */
-/* vm.isatty(fd), vm.sleep(seconds)                                     */
-
-/* vm.isatty(fd = 0) -> boolean: is the descriptor a terminal? -- see isatty(3) */
-static int lab_isatty(lua_State *L) {
-  lua_Integer fd = luaL_optinteger(L, 1, 0);
-  luaL_argcheck(L, fd >= 0 && fd <= 1 << 20, 1, "not a file descriptor number");
-  lua_pushboolean(L, isatty((int)fd));
-  return 1;
-}
-
-/* vm.sleep(seconds) -- nanosleep(2), resumed after a signal; seconds >= 0 */
-static int lab_sleep(lua_State *L) {
-  lua_Number s = luaL_checknumber(L, 1);
-  luaL_argcheck(L, s >= 0 && s <= 1e7, 1, "seconds must be 0 to 10^7");
-  struct timespec ts = {(time_t)s, (long)((s - (lua_Number)(time_t)s) * 1e9)};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-  }
-  return 0;
-}
-
 void vmlab_open_lab(lua_State *L) {
   static const luaL_Reg funcs[] = {{"probe", lab_probe},         {"stack_recurse", lab_stack_recurse},
                                    {"addresses", lab_addresses}, {"getrlimit", lab_getrlimit},
                                    {"setrlimit", lab_setrlimit}, {"listdir", lab_listdir},
-                                   {"isatty", lab_isatty},       {"sleep", lab_sleep},
                                    {NULL, NULL}};
   luaL_setfuncs(L, funcs, 0);
 }

@@ -357,13 +357,14 @@ end
 --- The record as one JSON object (a string, no newline):
 -- {"experiment":..., "params":{...}, "system":{...}, "result":{...}}
 function report.json(record)
-  local doc = {
-    experiment = record.experiment,
-    params = plain(record.params or {}, true),
-    system = plain(record.system or {}, true),
-    result = plain(record.result or {}, true),
+  local c = codec()
+  -- the four members in this order (cjson orders an object's keys by hash)
+  local s = table.concat {
+    '{"experiment":', c.encode(plain(record.experiment)),
+    ',"params":', c.encode(plain(record.params or {}, true)),
+    ',"system":', c.encode(plain(record.system or {}, true)),
+    ',"result":', c.encode(plain(record.result or {}, true)), "}",
   }
-  local s = codec().encode(doc)
   s = s:gsub('"' .. EMPTY_ARRAY .. '"', "[]"):gsub('"' .. EMPTY_OBJECT .. '"', "{}")
   s = s:gsub('"' .. BIG_INT .. '(%-?%d+)@@"', "%1")
   -- cjson writes "/" as "\/" (valid, but noisy in paths); an escaped "/" is

@@ -27,9 +27,9 @@ function M.main(argv)
     else wanted[#wanted + 1] = a end
   end
   local names = #wanted > 0 and wanted or experiments.names()
-  for _, n in ipairs(names) do
-    local e, err = experiments.get(n)
-    if not e then
+  for _, n in ipairs(wanted) do
+    local ok, e, err = pcall(experiments.get, n)
+    if ok and not e then
       io.stderr:write("vmlab tour: ", err, "\n")
       return 2
     end

@@ -10,6 +10,7 @@ local M = {
   summary = "fork shares pages copy-on-write: the child's reads fault nothing, each first write copies one page",
   params = { pages = 2048 },
   tour = { pages = 2048 },
+  writes = function(p) return 2 * p.pages * 4096 end, -- the parent's pages and the child's copies
   fields = { "pages", "child_read_faults", "child_write_faults", "shared_frames_before_write",
              "shared_frames_after_write", "parent_intact",
              "parent_before_fork", "child_after_fork", "child_after_write", "parent_after_child", "rss", "shared" },

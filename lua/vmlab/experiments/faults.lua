@@ -9,6 +9,7 @@ local M = {
   summary = "faults per page, counted by getrusage and by perf: 1 MiB written = 256 faults; a program's startup faults",
   params = { size = 1024 * 1024, program = "/bin/true" },
   tour = { size = 1024 * 1024 },
+  writes = function(p) return p.size end,
   fields = { "size", "pages", "rusage_faults", "perf_faults", "perf_source", "perf_reason",
              "startup_program", "startup_faults" },
 }

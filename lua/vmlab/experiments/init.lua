@@ -10,6 +10,10 @@
 --     tour = { size = ... },                       -- optional: params for `vmlab tour`
 --     units = { field = "bytes" | "seconds" | "count" | "address" | "ns" | "rate" | "percent" | "text" }, -- optional
 --     fields = { "size", "pages", ... },           -- optional: the order of the report's rows
+--     choices = { mode = { "read", "write" } },    -- optional: the words a string param accepts (vmlab run)
+--     writes = function(params) return bytes end, -- optional: memory the run writes; `vmlab run` refuses
+--                                                  -- more than MemAvailable without --force (default: 0 in
+--                                                  -- read mode, else params.size or params.pages pages)
 --   }
 -- A result `{ skipped = "reason", ... }` means the machine cannot show it.
 --
@@ -24,7 +28,7 @@ local experiments = {}
 -- The order of the lab (issue 3); experiments not listed here follow, by name.
 local lab_order = {
   "lazy", "read-write", "faults", "cow", "regions", "stack-guard", "segfault", "overcommit",
-  "madvise", "mlock", "thp", "file-mmap", "page-table", "tlb", "calloc-realloc",
+  "madvise", "mlock", "thp", "file-mmap", "page-table", "tlb", "calloc-realloc", "shm-frames", "race", "ipc",
 }
 local rank = {}
 for i, n in ipairs(lab_order) do rank[n] = i end

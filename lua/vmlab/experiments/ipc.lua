@@ -15,9 +15,8 @@ local M = {
   params = { sizes = "64,4096,65536", methods = "shm-futex,shm-spin,pipe,unix-socket,mqueue",
     placements = "same-core,cross-core", budget = 0.2, round_trips = 100000, stream_messages = 100000 },
   tour = { sizes = "64,4096", budget = 0.05 },
-  units = { message_bytes = "bytes", round_trip_ns = "ns", bytes_per_second = "rate", round_trips = "count",
-    stream_messages = "count" },
-  fields = { "methods", "cpus" },
+  units = { message_bytes = "bytes", round_trip_ns = "ns", bytes_per_second = "bytes", round_trips = "count" },
+  fields = { "cpus", "methods" },
 }
 
 local KNOWN = { ["shm-futex"] = true, ["shm-spin"] = true, pipe = true, ["unix-socket"] = true, mqueue = true }
@@ -59,7 +58,9 @@ function M.run(p)
     sizes[#sizes + 1] = n
   end
   for _, m in ipairs(methods) do
-    if not KNOWN[m] then error("ipc: unknown method '" .. m .. "' (shm-futex, shm-spin, pipe, unix-socket, mqueue)", 0) end
+    if not KNOWN[m] then
+      error("ipc: unknown method '" .. m .. "' (shm-futex, shm-spin, pipe, unix-socket, mqueue)", 0)
+    end
   end
   for _, pl in ipairs(placements) do
     if pl ~= "same-core" and pl ~= "cross-core" then
@@ -81,13 +82,13 @@ function M.run(p)
             cpu_parent = cpus[1] or -1, cpu_child = child_cpu or -1 })
           if r then
             row.round_trip_ns, row.bytes_per_second = r.round_trip_ns, r.bytes_per_second
-            row.round_trips, row.stream_messages = r.round_trips, r.stream_messages
+            row.round_trips = r.round_trips
           else
             row.skipped = err
             if method == "mqueue" and tostring(err):find("Invalid argument") then
               local max = read_number("/proc/sys/fs/mqueue/msgsize_max")
               if max and size > max then
-                row.skipped = ("%s: messages are limited to %d bytes (/proc/sys/fs/mqueue/msgsize_max)"):format(err, max)
+                row.skipped = ("%s (msgsize_max is %d)"):format(err, max)
               end
             end
           end

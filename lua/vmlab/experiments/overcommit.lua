@@ -13,6 +13,7 @@ local M = {
   fields = { "policy", "policy_name", "commit_limit", "committed_as", "mem_total",
              "call", "size", "ok", "committed_growth", "rss_growth", "error" },
   units = { small = "bytes", mem_total = "bytes" },
+  writes = function() return 0 end, -- asks for memory, never touches it
 }
 
 local POLICY = { [0] = "heuristic", [1] = "always overcommit", [2] = "strict: never overcommit" }

@@ -10,6 +10,7 @@ local M = {
   summary = "first-touch read maps the shared zero page (no RSS); first-touch write allocates a frame per page",
   params = { size = 64 * 1024 * 1024 },
   tour = { size = 64 * 1024 * 1024 },
+  writes = function(p) return 2 * p.size end, -- two regions of size, both written
   fields = { "size", "pages", "write_after_read_faults", "write_after_read_rss_growth",
              "minor_faults", "rss_growth", "seconds", "ns_per_page", "gib_per_s", "distinct_frames" },
 }

@@ -10,6 +10,7 @@ local M = {
   summary = "a recursion with a 4 KiB frame per call grows the stack page by page until the guard stops it: SIGSEGV",
   params = { frame_size = 4096, stack_limit = 0 }, -- stack_limit 0: the current soft limit (8 MiB if unlimited)
   tour = {},
+  writes = function() return 0 end, -- a stack of at most stack_limit, in a child
   fields = { "signal", "depth", "frame_size", "stack_limit", "stack_used", "half_limit_depth" },
   units = { stack_used = "bytes" },
 }

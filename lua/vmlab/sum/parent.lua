@@ -169,6 +169,8 @@ local function finish(ctx, how)
   end
 end
 
+local session
+
 --- Run the protocol. opts: see parent.defaults. Returns a result table
 -- { code = exit code (0 ok, 1 failed, 128+n stopped by signal n), message =
 --   what went wrong or nil, lines=, numbers=, errors=, seconds=,
@@ -185,8 +187,18 @@ function parent.run(opts)
   local interactive = o.interactive
   if interactive == nil then interactive = vm.isatty(o.fd) end
   local res = { sync = o.sync, out = o.out, lines = 0, numbers = 0, errors = 0, code = 1 }
-  local t0 = vm.now()
+  -- from here on SIGINT/SIGTERM/SIGHUP only set a flag: we stop, and clean up
+  vm.signal_catch({ "INT", "TERM", "HUP" })
+  vm.signal_caught(true)
+  local ok, err = pcall(session, o, slots, res, log, interactive)
+  vm.signal_restore()
+  if not ok then error(err, 0) end
+  return res
+end
 
+-- parent.run after its checks: everything between signal_catch and signal_restore.
+function session(o, slots, res, log, interactive)
+  local t0 = vm.now()
   names.sweep()
   local prog = child_program()
   if not prog then
@@ -209,8 +221,6 @@ function parent.run(opts)
     return res
   end
   ring.init(s, o.sync, slots, o.slot_size, vm.getpid())
-  vm.signal_catch({ "INT", "TERM", "HUP" })
-  vm.signal_caught(true)
   local prompting = interactive and vm.isatty(2)
   local ctx = {
     s = s, fd = o.fd, interactive = interactive, log = log, unlinked = false,
@@ -249,7 +259,6 @@ function parent.run(opts)
   local state = ring.child_state(s)
   if ctx.staging then ctx.staging:close() end
   s:close() -- munmap; unlinks the name if the child never attached
-  vm.signal_restore()
   res.lines, res.numbers, res.errors = stats.lines, stats.numbers, stats.errors
   res.seconds = vm.now() - t0
   res.lines_per_second = res.seconds > 0 and res.lines / res.seconds or 0
