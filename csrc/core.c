@@ -243,6 +243,7 @@ int luaopen_vmlab_core(lua_State *L) {
   lua_setfield(L, -2, "isatty");
   vmlab_open_guard(L);
   vmlab_open_regions(L);
+  vmlab_open_touch(L);
   vmlab_open_frames(L);
   vmlab_open_pagecache(L);
   vmlab_open_heap(L);

@@ -31,7 +31,6 @@
 #include <time.h>
 #include <unistd.h>
 
-void vmlab_open_ipc(lua_State *L); /* until vmlab.h declares it */
 
 enum { IPC_SHM_FUTEX, IPC_SHM_SPIN, IPC_PIPE, IPC_SOCKET, IPC_MQUEUE };
 static const char *const ipc_methods[] = {"shm-futex", "shm-spin", "pipe", "unix-socket", "mqueue", NULL};

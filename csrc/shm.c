@@ -27,10 +27,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Implemented in sum.c and ipc.c; wired from here until core.c calls them. */
-void vmlab_open_sum(lua_State *L);
-void vmlab_open_ipc(lua_State *L);
-
 /* ------------------------------------------------------------------ */
 /* Names and objects                                                   */
 
@@ -226,12 +222,16 @@ static int shm_check_bits(lua_State *L, int idx) {
 static unsigned char *shm_check_at(lua_State *L, vmlab_region *r, int off_idx, size_t bytes, size_t align) {
   lua_Integer off = luaL_checkinteger(L, off_idx);
   if (off < 0) luaL_argerror(L, off_idx, "offset must not be negative");
-  if ((uintptr_t)(r->addr + (size_t)off) % align != 0 || (size_t)off % align != 0)
+  if ((lua_Unsigned)off % align != 0)
     luaL_argerror(L, off_idx, lua_pushfstring(L, "offset %I is not aligned to %d bytes", off, (int)align));
   if (r->size < bytes || (lua_Unsigned)off > r->size - bytes)
     luaL_argerror(L, off_idx, lua_pushfstring(L, "offset %I + %d bytes is past the end of the %I-byte region",
                                               off, (int)bytes, (lua_Integer)r->size));
-  return r->addr + (size_t)off;
+  unsigned char *p = r->addr + (size_t)off;
+  if ((uintptr_t)p % align != 0)
+    luaL_argerror(L, off_idx, lua_pushfstring(L, "offset %I: the region itself is not %d-byte aligned", off,
+                                              (int)align));
+  return p;
 }
 
 /* A value for a word of `bits`: any int64 for 64; -2^31 .. 2^32-1 for 32. */
@@ -375,10 +375,10 @@ static int shm_sleep_poll(lua_State *L) {
   int32_t busy = (int32_t)(uint32_t)shm_check_value(L, 3, 32);
   lua_Number interval = luaL_optnumber(L, 4, 0.001);
   luaL_argcheck(L, interval >= 0 && interval <= 10, 4, "interval must be 0 .. 10 seconds");
-  struct timespec limit;
+  struct timespec limit = {0, 0};
   int timed = shm_opt_timeout(L, 5, &limit);
   double deadline = vmlab_now() + (double)limit.tv_sec + (double)limit.tv_nsec * 1e-9;
-  const char *result = "changed";
+  const char *volatile result = "changed"; /* volatile: set after the guard's sigsetjmp */
   VMLAB_GUARD(L, "sleep_poll");
   while (atomic_load(SHM_A32(p)) == busy) {
     if (timed && vmlab_now() >= deadline) {
@@ -599,6 +599,4 @@ void vmlab_open_shm(lua_State *L) {
       {"shm_open", shm_open_region}, {"shm_unlink", shm_unlink_name}, {"shm_list", shm_list}, {NULL, NULL}};
   vmlab_region_add_methods(L, methods);
   luaL_setfuncs(L, funcs, 0);
-  vmlab_open_sum(L);
-  vmlab_open_ipc(L);
 }

@@ -29,7 +29,6 @@
 
 #define SUM_MT "vmlab.LineSummer"
 
-void vmlab_open_sum(lua_State *L); /* until vmlab.h declares it */
 
 typedef struct sum_state {
   int64_t isum;         /* exact integer part of the current line */
@@ -328,13 +327,6 @@ static int sum_new(lua_State *L) {
 /* ------------------------------------------------------------------ */
 /* Input                                                               */
 
-/* vm.now() -> seconds on CLOCK_MONOTONIC (set only when no other concern
-   already exports vm.now). See clock_gettime(2). */
-static int sum_now(lua_State *L) {
-  lua_pushnumber(L, vmlab_now());
-  return 1;
-}
-
 /* r:read_from(fd, off, len, timeout_s) -> n (0 at end of file); false,
    "timeout" | "interrupted"; or nil, msg, errno. One read(2) of at most len
    bytes into the region at off, once fd is readable (poll(2), up to
@@ -382,12 +374,16 @@ static unsigned char sum_have_saved[NSIG];
 
 static void sum_on_signal(int sig) { sum_caught_sig = sig; }
 
-/* A signal given by number or name ("INT", "SIGINT", "sigint") at idx. */
-static int sum_check_signal(lua_State *L, int idx) {
+/* The signal given by number or name ("INT", "SIGINT", "sigint") at stack
+   index idx; errors name argument arg. */
+static int sum_check_signal(lua_State *L, int idx, int arg) {
   int sig = -1;
-  if (lua_type(L, idx) == LUA_TNUMBER) sig = (int)luaL_checkinteger(L, idx);
-  else {
-    const char *s = luaL_checkstring(L, idx);
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    int isint = 0;
+    lua_Integer n = lua_tointegerx(L, idx, &isint);
+    if (isint && n > 0 && n < NSIG) sig = (int)n;
+  } else if (lua_type(L, idx) == LUA_TSTRING) {
+    const char *s = lua_tostring(L, idx);
     char up[16];
     size_t i = 0;
     if (strncasecmp(s, "SIG", 3) != 0) up[i++] = 'S', up[i++] = 'I', up[i++] = 'G';
@@ -396,9 +392,9 @@ static int sum_check_signal(lua_State *L, int idx) {
     for (int n = 1; n < NSIG && sig < 0; n++)
       if (vmlab_signal_name(n) != NULL && strcmp(vmlab_signal_name(n), up) == 0) sig = n;
   }
-  luaL_argcheck(L, sig > 0 && sig < NSIG, idx, "unknown signal");
-  luaL_argcheck(L, sig != SIGKILL && sig != SIGSTOP && sig != SIGSEGV && sig != SIGBUS, idx,
-                "SIGKILL, SIGSTOP, SIGSEGV and SIGBUS cannot be caught here");
+  if (sig < 0) luaL_argerror(L, arg, lua_pushfstring(L, "unknown signal '%s'", luaL_tolstring(L, idx, NULL)));
+  if (sig == SIGKILL || sig == SIGSTOP || sig == SIGSEGV || sig == SIGBUS)
+    luaL_argerror(L, arg, "SIGKILL, SIGSTOP, SIGSEGV and SIGBUS cannot be caught here");
   return sig;
 }
 
@@ -407,19 +403,24 @@ static int sum_check_signal(lua_State *L, int idx) {
    blocking wait (no SA_RESTART), so the program can stop and clean up.
    See sigaction(2). */
 static int sum_signal_catch(lua_State *L) {
-  int n = lua_istable(L, 1) ? (int)luaL_len(L, 1) : 1;
-  for (int i = 1; i <= n; i++) {
-    int sig;
-    if (lua_istable(L, 1)) {
+  int sigs[NSIG], n = 0;
+  if (lua_istable(L, 1)) {
+    lua_Integer len = luaL_len(L, 1);
+    luaL_argcheck(L, len >= 1 && len < NSIG, 1, "a list of 1 or more signals");
+    for (lua_Integer i = 1; i <= len; i++) {
       lua_geti(L, 1, i);
-      sig = sum_check_signal(L, -1);
+      sigs[n++] = sum_check_signal(L, -1, 1);
       lua_pop(L, 1);
-    } else sig = sum_check_signal(L, 1);
-    struct sigaction sa;
+    }
+  } else {
+    sigs[n++] = sum_check_signal(L, 1, 1);
+  }
+  for (int i = 0; i < n; i++) { /* all checked: now install */
+    int sig = sigs[i];
+    struct sigaction sa, old;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = sum_on_signal;
     sigemptyset(&sa.sa_mask);
-    struct sigaction old;
     if (sigaction(sig, &sa, &old) != 0) return vmlab_push_syserror(L, "sigaction", errno);
     if (!sum_have_saved[sig]) sum_saved[sig] = old, sum_have_saved[sig] = 1;
   }
@@ -463,9 +464,4 @@ void vmlab_open_sum(lua_State *L) {
   luaL_setfuncs(L, funcs, 0);
   lua_pushcfunction(L, sum_new);
   lua_setfield(L, -2, "line_summer");
-  if (lua_getfield(L, -1, "now") == LUA_TNIL) {
-    lua_pushcfunction(L, sum_now);
-    lua_setfield(L, -3, "now");
-  }
-  lua_pop(L, 1);
 }

@@ -158,6 +158,7 @@ void vmlab_set_str(lua_State *L, const char *k, const char *v);
 
 void vmlab_open_guard(lua_State *L);
 void vmlab_open_regions(lua_State *L);
+void vmlab_open_touch(lua_State *L);
 void vmlab_open_frames(lua_State *L);
 void vmlab_open_pagecache(lua_State *L);
 void vmlab_open_heap(lua_State *L);

@@ -1,15 +1,21 @@
---- `vmlab memtest r|w SIZE_MiB [--pause SECONDS] [--force]` - the seed's memtest
--- (000_*.txt): malloc SIZE, then read or write it page by page, stopping every
--- 128 MiB to print VIRT, RES and the page faults so far, so that a person can
--- watch the process in htop (htop -p PID) or /proc/PID/status.
--- On a terminal it waits for Enter at each stop; otherwise it does not wait.
+--- `vmlab memtest r|w SIZE_MiB [--pause SECONDS] [--force] [--json] [--plot FILE.svg]`
+-- - the seed's memtest (000_*.txt): malloc SIZE, then read or write it page by
+-- page, stopping every 128 MiB to print VIRT, RES and the page faults so far,
+-- so that a person can watch the process in htop (htop -p PID) or
+-- /proc/PID/status. On a terminal it waits for Enter at each stop and shows a
+-- progress bar between stops; otherwise it does neither.
 -- --pause S sleeps S seconds at each stop instead.
+-- The touch is sampled (a timeline: every 1 MiB and at every stop):
+-- --plot writes it as an SVG chart, --json prints one JSON object with it
+-- (and nothing else: no bar, no waiting).
 local vm = require "vmlab"
 local units = vm.units
 
 local M = { summary = "the seed's memtest: malloc SIZE MiB, read (r) or write (w) it, stop every 128 MiB" }
 
-local STEP = 128 * 1024 * 1024
+local STEP = 128 * 1024 * 1024 -- a stop every 128 MiB
+local CHUNK = 16 * 1024 * 1024 -- the progress bar moves every 16 MiB (STEP is a multiple)
+local SAMPLE = 1024 * 1024 -- a timeline sample every 1 MiB
 
 local function fail(msg)
   io.stderr:write("vmlab memtest: ", msg, "\n")
@@ -17,15 +23,17 @@ local function fail(msg)
 end
 
 local function usage(out)
-  out:write("usage: vmlab memtest r|w SIZE_MiB [--pause SECONDS] [--force]\n",
+  out:write("usage: vmlab memtest r|w SIZE_MiB [--pause SECONDS] [--force] [--json] [--plot FILE.svg]\n",
     "  r: read every page (the zero page: RES stays), w: write every page (RES grows)\n",
     "  SIZE: 512 (MiB), or with a unit: 512MiB, 2GiB\n",
     "  --pause S: sleep S seconds at each 128 MiB stop instead of waiting for Enter\n",
-    "  --force: allow a write bigger than MemAvailable\n")
+    "  --force: allow a write bigger than MemAvailable\n",
+    "  --json: print one JSON object (the stops and the timeline) instead, without waiting\n",
+    "  --plot FILE.svg: draw RSS, VIRT and faults against the bytes touched\n")
 end
 
 local function parse(argv)
-  local o = { pause = nil, force = false }
+  local o = { pause = nil, force = false, json = false }
   local pos = {}
   local i = 1
   while i <= #argv do
@@ -34,6 +42,11 @@ local function parse(argv)
     key = key or a:match("^%-%-(%w+)$")
     if a == "-h" or a == "--help" then return nil, "help"
     elseif key == "force" and not val then o.force = true
+    elseif key == "json" and not val then o.json = true
+    elseif key == "plot" then
+      if not val then i = i + 1; val = argv[i] end
+      if not val or val == "" then return nil, "--plot needs a file name (FILE.svg)" end
+      o.plot = val
     elseif key == "pause" then
       if not val then i = i + 1; val = argv[i] end
       local s = tonumber(val or "")
@@ -73,10 +86,13 @@ function M.main(argv)
         :format(units.bytes(o.size), units.bytes(avail)))
     end
   end
-  local interactive = o.pause == nil and vm.isatty(0)
-  local out = io.stdout
+  local interactive = o.pause == nil and not o.json and vm.isatty(0)
+  -- with --json the lines a person reads go nowhere: stdout holds the JSON alone
+  local out = o.json and { write = function() end, flush = function() end } or io.stdout
+  local stops = {}
   local function show(what)
     local virt, res = statm()
+    stops[#stops + 1] = { what = what, virt = virt, rss = res }
     out:write(("%-28s VIRT %10s   RES %10s"):format(what, units.bytes(virt), units.bytes(res)))
   end
   -- End a stop's line: wait for Enter (its echo ends the line), or sleep, or go on.
@@ -105,21 +121,48 @@ function M.main(argv)
   show(("after malloc(%s)"):format(units.bytes(o.size)))
   stop()
   h:advise("nohugepage") -- 4 KiB pages: one fault per page, as in the lab
-  local faults, done = 0, 0
-  while done < o.size do
-    local len = math.min(STEP, o.size - done)
-    local t = h:touch(o.mode, { offset = done, length = len })
-    faults = faults + t.minor_faults + t.major_faults
-    done = done + len
-    show(("%s %s"):format(o.mode == "read" and "read" or "wrote", units.bytes(done)))
-    out:write(("   faults %s"):format(units.count(faults)))
-    if done < o.size then stop() else out:write("\n") end
-  end
-  out:write(("done: %s page faults for %s pages; %s\n"):format(units.count(faults),
-    units.count((o.size + vm.page_size - 1) // vm.page_size),
+  -- Chunks of 16 MiB with a bar between them (on a terminal, not with --json);
+  -- every 128 MiB (a chunk boundary, so the timeline has a sample there) a stop.
+  local t = require("vmlab.progress").touch(h, o.mode, {
+    length = o.size, chunk = CHUNK, sample = SAMPLE,
+    progress = { enabled = (not o.json) and nil },
+    on_chunk = function(s, bar)
+      if s.bytes % STEP ~= 0 and s.bytes < o.size then return end
+      bar:clear()
+      show(("%s %s"):format(o.mode == "read" and "read" or "wrote", units.bytes(s.bytes)))
+      local faults = s.minor_faults + s.major_faults
+      stops[#stops].bytes, stops[#stops].faults = s.bytes, faults
+      out:write(("   faults %s"):format(units.count(faults)))
+      if s.bytes < o.size then stop() else out:write("\n") end
+    end,
+  })
+  local faults = t.minor_faults + t.major_faults
+  local pages = (o.size + vm.page_size - 1) // vm.page_size
+  out:write(("done: %s page faults for %s pages; %s\n"):format(units.count(faults), units.count(pages),
     o.mode == "read" and "reads mapped the zero page, so RES barely moved"
       or "each written page got its own frame, so RES grew by the size"))
   h:close()
+  if o.json then
+    local report = require "vmlab.report"
+    io.stdout:write(report.json {
+      experiment = "memtest",
+      params = { mode = o.mode, size = o.size },
+      system = require("vmlab.experiments").system_info(),
+      result = { mode = o.mode, size = o.size, pages = pages, bytes = t.bytes, seconds = t.seconds,
+                 minor_faults = t.minor_faults, major_faults = t.major_faults, stops = stops,
+                 timeline = t.timeline },
+    }, "\n")
+  end
+  if o.plot then
+    local plot = require "vmlab.plot"
+    local ok, werr = plot.write(o.plot, plot.timeline(t.timeline, {
+      title = ("vmlab memtest: %s %s with malloc"):format(o.mode, units.bytes(o.size)) }))
+    if not ok then
+      io.stderr:write(("vmlab memtest: cannot write the chart: %s\n"):format(tostring(werr)))
+      return 1
+    end
+    out:write(("chart written to %s\n"):format(o.plot))
+  end
   return 0
 end
 

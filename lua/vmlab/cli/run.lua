@@ -1,5 +1,10 @@
---- `vmlab run NAME [--size 256MiB] [--mode read|write] [--PARAM VALUE ...] [--json] [--force]`
+--- `vmlab run NAME [--size 256MiB] [--mode read|write] [--PARAM VALUE ...] [--json] [--force]
+--  [--plot FILE.svg [--chart bars|timeline]]`
 -- Runs one experiment and prints its report, or with --json one JSON object.
+-- --plot writes a chart of the result (vmlab.plot): the experiment's own bars
+-- where it has them (read-write, thp, madvise, ipc, regions --faults), else its
+-- timeline (RSS, VIRT and faults against bytes touched); --chart picks one.
+-- An experiment with nothing to draw: a message and exit status 1.
 -- Every parameter of the experiment is an option (`frame_size` is
 -- `--frame-size`), read by the type of its default: sizes take 512, 512KiB,
 -- 64MiB, 2GiB (a bare number is MiB); counts take integers; words take the
@@ -9,7 +14,8 @@ local experiments = require "vmlab.experiments"
 local report = require "vmlab.report"
 local units = require "vmlab.units"
 
-local M = { summary = "run one experiment: vmlab run NAME [--size 64MiB] [--mode read|write] [--json] [--force]" }
+local M = { summary = "run one experiment: vmlab run NAME [--size 64MiB] [--mode read|write] [--json] [--force] " ..
+  "[--plot FILE.svg]" }
 
 local function option_name(key) return "--" .. key:gsub("_", "-") end
 
@@ -60,6 +66,54 @@ function M.convert(e, key, text)
   return text
 end
 
+local function is_timeline(v)
+  return type(v) == "table" and type(v[1]) == "table" and v[1].bytes ~= nil and v[1].rss ~= nil
+end
+
+--- The result as the text report shows it: a copy in which every timeline
+-- (a list of samples, hundreds of rows) is a one-line summary instead, and
+-- without the top-level fields the experiment lists in `text_omit` (those its
+-- explain() prints in its own words; the JSON keeps them all).
+-- @param result the experiment's result
+-- @param e the experiment module (optional)
+function M.text_view(result, e, nested)
+  if type(result) ~= "table" then return result end
+  local omit = {}
+  for _, k in ipairs(e and e.text_omit or {}) do omit[k] = true end
+  local copy = {}
+  for k, v in pairs(result) do
+    if omit[k] then -- luacheck: ignore 542
+    elseif k == "timeline" and is_timeline(v) then
+      copy[k] = ("%d samples"):format(#v) .. (nested and "" or " (use --json or --plot)")
+    elseif type(v) == "table" then
+      copy[k] = M.text_view(v, nil, true)
+    else
+      copy[k] = v
+    end
+  end
+  return copy
+end
+
+--- Write the chart of an experiment's result to path.
+-- @param chart nil (the experiment's bars where it has them, else its
+--   timeline), "bars" or "timeline"
+-- @return true, or nil and the reason
+function M.plot(name, result, path, chart)
+  local plot = require "vmlab.plot"
+  if chart == "timeline" then
+    local any = type(result) == "table" and is_timeline(result.timeline)
+    for _, v in pairs(type(result) == "table" and result or {}) do
+      if type(v) == "table" and is_timeline(v.timeline) then any = true end
+    end
+    if not any then return nil, ("experiment '%s' has no timeline to draw (try --chart bars)"):format(name) end
+  end
+  local svg, why = plot.for_result(name, result, { prefer = chart ~= "timeline" and "bars" or nil })
+  if not svg then return nil, why end
+  local ok, err = plot.write(path, svg)
+  if not ok then return nil, ("cannot write the chart: %s"):format(tostring(err)) end
+  return true
+end
+
 --- Bytes the run will write with these params: e.writes(params) when the
 -- experiment says, else 0 in read mode, else its size (or pages).
 function M.writes(e, params)
@@ -101,6 +155,9 @@ local function parser_for(name, e)
   p:argument("name", "the experiment")
   p:flag("--json", "print one JSON object instead of the report")
   p:flag("--force", "run even if it would write more than MemAvailable")
+  p:option("--plot", "write a chart of the result to this SVG file (a browser opens it)"):argname("FILE.svg")
+  p:option("--chart", "with --plot: the experiment's own bars, or its timeline (default: bars where it has them)")
+    :choices { "bars", "timeline" }
   local keys = {}
   for k in pairs(e.params) do keys[#keys + 1] = k end
   table.sort(keys)
@@ -119,6 +176,7 @@ function M.main(argv)
   if name == nil or name == "-h" or name == "--help" then
     local out = name and io.stdout or io.stderr
     out:write("usage: vmlab run NAME [--PARAM VALUE ...] [--json] [--force]\n",
+      "                 [--plot FILE.svg [--chart bars|timeline]]\n",
       "       vmlab run NAME --help   shows NAME's parameters\n\nexperiments:\n", list_text(), "\n")
     return name and 0 or 2
   end
@@ -132,6 +190,7 @@ function M.main(argv)
   local parser, keys = parser_for(name, e)
   local pok, args = parser:pparse(argv)
   if not pok then return fail(args .. "\n" .. parser:get_usage()) end
+  if args.chart and not args.plot then return fail("--chart goes with --plot FILE.svg") end
   local params = {}
   for _, k in ipairs(keys) do
     local v = args["param_" .. k]
@@ -155,7 +214,18 @@ function M.main(argv)
   if args.json then
     io.stdout:write(report.json(record), "\n")
   else
-    io.stdout:write(report.text(record, e))
+    local view = {}
+    for k, v in pairs(record) do view[k] = v end
+    view.result = M.text_view(record.result, e)
+    io.stdout:write(report.text(view, e))
+  end
+  if args.plot then
+    local written, why = M.plot(name, result, args.plot, args.chart)
+    if not written then
+      io.stderr:write("vmlab run ", name, ": no chart written: ", tostring(why), "\n")
+      return 1
+    end
+    if not args.json then io.stdout:write("chart written to ", args.plot, "\n") end
   end
   return 0
 end

@@ -56,8 +56,9 @@ function M.run(p)
     local rd = r:touch("read")
     out.read_faults = rd.minor_faults
     out.frames_before = r:frames(0, p.pages)
-    local wr = r:touch("write", { value = CHILD })
+    local wr = r:touch("write", { value = CHILD, sample = 1 << 20 })
     out.write_faults = wr.minor_faults
+    out.timeline = wr.timeline -- the child's copy-on-write faults, a sample every 1 MiB
     out.frames_after = r:frames(0, p.pages)
     out.smaps_after_write = smaps_of(r.address)
     return out
@@ -77,6 +78,7 @@ function M.run(p)
     shared_frames_after_write = same_frames(parent_frames, child.frames_after),
     parent_intact = r:read(0, size) == string.char(PARENT):rep(size),
     smaps = smaps,
+    timeline = child.timeline,
   }
   if hidden then result.frames_hidden = hidden end
   return result

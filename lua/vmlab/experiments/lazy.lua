@@ -34,7 +34,8 @@ function M.run(p)
   local virt1, rss1 = mem()
   -- 4 KiB pages so that one fault is one page (no transparent huge pages)
   r:advise("nohugepage")
-  local t = r:touch(p.mode)
+  -- a sample every 1 MiB: result.timeline (JSON, `vmlab run lazy --plot F.svg`)
+  local t = r:touch(p.mode, { sample = 1 << 20 })
   local _, rss2 = mem()
   r:close()
   return {
@@ -48,6 +49,7 @@ function M.run(p)
     minor_faults_touch = t.minor_faults,
     seconds_touch = t.seconds,
     ns_per_page = t.seconds * 1e9 / t.pages,
+    timeline = t.timeline,
   }
 end
 

@@ -108,8 +108,9 @@ function M.run(opts)
   local r <close> = assert(vm.mmap(size))
   r:advise("nohugepage")
   local mapped = step("mmap", b(size) .. " mapped, nothing touched")
-  local t = r:touch("write", { value = 0xab })
+  local t = r:touch("write", { value = 0xab, sample = 1 << 20 })
   result.write_faults = t.minor_faults
+  result.timeline = t.timeline -- the first write, a sample every 1 MiB
   local written = step("write", ("every page written: %d faults"):format(t.minor_faults))
 
   -- 2. DONTNEED: the pages are gone at once; the mapping stays, and reads see zeros.

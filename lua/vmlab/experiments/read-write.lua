@@ -36,7 +36,7 @@ local function first_touch(size, mode)
   r:advise("nohugepage") -- one fault per 4 KiB page
   collectgarbage("collect")
   local before = rss()
-  local t = r:touch(mode)
+  local t = r:touch(mode, { sample = 1 << 20 }) -- timeline: a sample every 1 MiB
   local after = rss()
   local frames, why = distinct_frames(r)
   return r, {
@@ -46,6 +46,7 @@ local function first_touch(size, mode)
     ns_per_page = t.seconds * 1e9 / t.pages,
     gib_per_s = size / t.seconds / 2 ^ 30,
     distinct_frames = frames,
+    timeline = t.timeline,
   }, why
 end
 

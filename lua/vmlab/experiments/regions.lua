@@ -3,15 +3,20 @@
 -- anonymous mappings; the vdso. Each with its size and resident set. And
 -- where a C global, a constant, a bss array, a function, a malloc'd block and
 -- a stack variable of the vmlab module really live. (004_*.txt)
+-- With `faults = true` (`vmlab run regions --faults`) it also touches 32 pages
+-- of each kind of region (heap, stack, anonymous, file, shared) under a
+-- perf_event_open fault sampler (vmlab.faults) and counts the faults per
+-- region: result.faults, or result.faults_skipped when the kernel refuses.
 local vm = require "vmlab"
 
 local M = {
   name = "regions",
   summary = "the process's map: text, data, bss, heap, stack, anonymous, vdso; where a global, a malloc'd block, " ..
     "a local live",
-  params = {},
+  params = { faults = false },
   units = { global = "address", static_data = "address", bss = "address", text = "address", stack = "address",
             heap = "address", placed = "text", mappings = "count" },
+  text_omit = { "faults" }, -- explain() prints the faults per region (`vmlab run` leaves the table out)
   fields = { "name", "start", "size", "rss", "perms", "holds", "addresses", "placed",
              "text", "static_data", "global", "bss", "heap", "stack" },
 }
@@ -34,8 +39,17 @@ local function segment(m, prev)
   return nil
 end
 
---- no params
-function M.run()
+-- Faults per region kind of vmlab.faults.demo, or nil and the reason.
+local function faults_by_region(pages)
+  local report, why = require("vmlab.faults").demo { pages = pages }
+  if not report then return nil, tostring(why) end
+  return { by_kind = report.by_kind, regions = report.regions, touched = report.touched, total = report.total,
+           lost = report.lost, user_only = report.user_only }
+end
+
+--- params: faults (boolean: also count page faults per region, with perf)
+function M.run(p)
+  p = p or {}
   local addrs = vm.addresses()
   local maps = assert(vm.proc.smaps())
   -- the program: the file mapped where /proc/self/stat says its code starts
@@ -85,7 +99,12 @@ function M.run()
                         rss = libs.rss }
   end
   for _, o in ipairs(OBJECTS) do placed[o] = placed[o] or "(not found)" end
-  return { regions = rows, addresses = addrs, placed = placed, mappings = #maps, program = exe, module = module }
+  local result = { regions = rows, addresses = addrs, placed = placed, mappings = #maps, program = exe,
+                   module = module }
+  if p.faults then
+    result.faults, result.faults_skipped = faults_by_region(32)
+  end
+  return result
 end
 
 function M.explain(r)
@@ -101,6 +120,18 @@ function M.explain(r)
   end
   lines[#lines + 1] = "The heap grows up from just above the program; the stack sits near the top of user space;"
   lines[#lines + 1] = "large malloc blocks and mmap'd memory are anonymous mappings in between."
+  if r.faults then
+    local f = r.faults
+    lines[#lines + 1] = ("Touching %d pages of each kind of region under perf_event_open's page-fault sampler:")
+      :format(f.touched and f.touched.anonymous or 0)
+    local copy = { mappings = {} } -- faults.format also lists the busiest mappings: not kept in the result
+    for k, v in pairs(f) do copy[k] = v end
+    for _, l in ipairs(require("vmlab.faults").format(copy)) do lines[#lines + 1] = "  " .. l end
+    lines[#lines + 1] = "Each first touch of a page faults once, whatever the region; file pages fault fewer times"
+    lines[#lines + 1] = "because the kernel maps up to 16 cached pages per fault there (fault-around)."
+  elseif r.faults_skipped then
+    lines[#lines + 1] = "Faults per region were not counted: " .. r.faults_skipped
+  end
   return lines
 end
 

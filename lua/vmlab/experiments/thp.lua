@@ -37,9 +37,9 @@ local function trial(size, huge_size, advice)
   local r <close> = assert(vm.mmap(size, { fixed_align = huge_size }))
   local ok, err = r:advise(advice)
   if not ok then return { error = err } end
-  local t = r:touch("write")
+  local t = r:touch("write", { sample = 1 << 20 })
   local out = {
-    faults = t.minor_faults, seconds = t.seconds, pages = t.pages,
+    faults = t.minor_faults, seconds = t.seconds, pages = t.pages, timeline = t.timeline,
     anon_huge_bytes = math.min(smaps_field(r.address, "AnonHugePages") or 0, size),
   }
   -- A huge page is one run of 512 physical frames starting on a 2 MiB boundary.
@@ -91,6 +91,7 @@ function M.run(opts)
   result.seconds_small = small.seconds
   result.anon_huge_bytes_small = small.anon_huge_bytes
   result.faults_per_huge_page_small = small.faults / chunks
+  result.timeline = small.timeline -- replaced by the huge pages' timeline when they run
 
   if mode == nil then
     result.skipped = "this kernel has no transparent huge pages (" .. SYS .. " is missing)"
@@ -109,6 +110,7 @@ function M.run(opts)
   result.seconds_huge = huge.seconds
   result.anon_huge_bytes = huge.anon_huge_bytes
   result.faults_per_huge_page = huge.faults / chunks
+  result.timeline = huge.timeline
   result.frames_contiguous = huge.frames_contiguous
   result.first_frame_aligned = huge.first_frame_aligned
   if huge.anon_huge_bytes == 0 then
