@@ -44,8 +44,8 @@ describe("luarocks make", function()
     local ok = sh(("cd %s/src && luarocks --lua-version=5.4 make --tree %s/tree vmlab-scm-1.rockspec"):format(tmp, tmp))
     local log = io.open(tmp .. ".log"):read("a")
     assert.is_true(ok, log)
-    local env = ("LUA_PATH='%s/tree/share/lua/5.4/?.lua;%s/tree/share/lua/5.4/?/init.lua' LUA_CPATH='%s/tree/lib/lua/5.4/?.so' ")
-      :format(tmp, tmp, tmp)
+    local env = ("LUA_PATH='%s/tree/share/lua/5.4/?.lua;%s/tree/share/lua/5.4/?/init.lua' "
+      .. "LUA_CPATH='%s/tree/lib/lua/5.4/?.so' "):format(tmp, tmp, tmp)
     local p = io.popen(env .. "lua5.4 -e 'local vm = require \"vmlab\"; local r = vm.mmap(vm.page_size); "
       .. "r:touch(\"write\"); print(package.searchpath(\"vmlab.core\", package.cpath), r:resident())'")
     local out = p:read("a")

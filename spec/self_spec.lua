@@ -26,8 +26,12 @@ describe("vm.self", function()
     local d = assert(self_summary.data())
     assert.is_true(d.kinds.anonymous.rss >= 32 << 20, "anonymous RSS " .. d.kinds.anonymous.rss)
     assert.is_true(d.rss >= 32 << 20)
-    assert.equal(r.address, d.largest[1].start)
-    local text = self_summary { top = 3 }
+    -- the region is the most resident mapping (under ASan its own shadow and allocator regions may be larger)
+    local rank
+    for i, m in ipairs(d.largest) do if m.start == r.address then rank = rank or i end end
+    assert.is_not_nil(rank, "the region is not among the most resident mappings")
+    if not sanitized then assert.equal(1, rank) end
+    local text = self_summary { top = sanitized and #d.largest or 3 }
     assert.matches(("%012x"):format(r.address) .. "%-%x+ rw%-p +32%.0 MiB RSS +32%.0 MiB", text)
   end)
 

@@ -14,7 +14,9 @@ function units.parse_size(text, default_unit)
   if math.type(text) == "integer" then text = tostring(text) end
   if type(text) ~= "string" then return nil, "size must be a string such as 64MiB" end
   local num, unit = text:match("^%s*(%d+%.?%d*)%s*(%a*)%s*$")
-  if not num then return nil, ("bad size '%s' (expected a number with an optional unit: 512, 64MiB, 2GiB)"):format(text) end
+  if not num then
+    return nil, ("bad size '%s' (expected a number with an optional unit: 512, 64MiB, 2GiB)"):format(text)
+  end
   unit = unit == "" and (default_unit or "MiB") or unit
   local f = factor[unit:upper()]
   if not f then return nil, ("bad size '%s' (unknown unit '%s'; use B, KiB, MiB, GiB or TiB)"):format(text, unit) end

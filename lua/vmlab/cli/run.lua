@@ -217,7 +217,12 @@ function M.main(argv)
     local view = {}
     for k, v in pairs(record) do view[k] = v end
     view.result = M.text_view(record.result, e)
-    io.stdout:write(report.text(view, e))
+    -- explain() still reads the whole result (the faults, the timelines)
+    local shown = setmetatable({}, { __index = e })
+    if type(e.explain) == "function" then
+      shown.explain = function(_, p) return e.explain(record.result, p) end
+    end
+    io.stdout:write(report.text(view, shown))
   end
   if args.plot then
     local written, why = M.plot(name, result, args.plot, args.chart)

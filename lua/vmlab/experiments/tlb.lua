@@ -69,7 +69,8 @@ local M = {
   tour = { size = 256 * 1024 * 1024, accesses = 1000000, repeats = 2 },
   units = {
     size = "bytes", stride = "bytes", accesses = "count", small_sequential_ns = "ns", small_random_ns = "ns",
-    huge_sequential_ns = "ns", huge_random_ns = "ns", small_chase_ns = "ns", huge_chase_ns = "ns", anon_huge_bytes = "bytes", huge_skipped = "text",
+    huge_sequential_ns = "ns", huge_random_ns = "ns", small_chase_ns = "ns", huge_chase_ns = "ns",
+    anon_huge_bytes = "bytes", huge_skipped = "text",
     thp = "text",
   },
   fields = { "thp", "size", "stride", "accesses", "small_sequential_ns", "small_random_ns", "huge_sequential_ns",

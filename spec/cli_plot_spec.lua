@@ -1,0 +1,187 @@
+-- `vmlab run NAME --plot FILE.svg` and `vmlab memtest ... --plot`: charts a
+-- browser opens, checked as well-formed XML (lua-expat) with their series.
+local here = debug.getinfo(1, "S").source:match("^@(.*)/spec/[^/]*$") or "."
+local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+-- Run bin/vmlab with lua5.4 and this process's package.path/cpath (the build
+-- the specs were started with, plain or sanitized); stderr joins stdout
+-- unless stderr = false. Returns the output and the exit status.
+local function vmlab(args, stderr)
+  local cmd = ("LUA_PATH=%s LUA_CPATH=%s lua5.4 -e 'arg[0]=\"vmlab\"' %s %s %s < /dev/null"):format(
+    q(package.path), q(package.cpath), q(here .. "/bin/vmlab"), args, stderr == false and "2>/dev/null" or "2>&1")
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  local _, _, code = p:close()
+  return out, code
+end
+
+-- A fresh path for a chart (os.tmpname creates the file: it is removed, so a
+-- chart that is not written leaves nothing there).
+local function svg_path()
+  local path = os.tmpname()
+  os.remove(path)
+  return path .. ".svg"
+end
+
+local function slurp(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function has_lxp()
+  local ok = pcall(require, "lxp")
+  if not ok then pending("lua-expat (lxp) is not installed: cannot check the XML") end
+  return ok
+end
+
+-- The SVG's elements as a flat list of {name=, attrs=}, or an error with
+-- expat's message when it is not well-formed XML.
+local function parse(svg)
+  local lxp = require "lxp"
+  local elements = {}
+  local p = lxp.new {
+    StartElement = function(_, name, attrs) elements[#elements + 1] = { name = name, attrs = attrs } end,
+  }
+  local ok, msg, line, col = p:parse(svg)
+  if ok then ok, msg, line, col = p:parse() end
+  p:close()
+  assert(ok, ("not well-formed XML: %s at line %s, column %s"):format(tostring(msg), tostring(line), tostring(col)))
+  assert.equal("svg", elements[1].name)
+  assert.equal("http://www.w3.org/2000/svg", elements[1].attrs.xmlns)
+  return elements
+end
+
+-- data-series name -> list of the series' elements.
+local function series(elements)
+  local by_name = {}
+  for _, e in ipairs(elements) do
+    if e.attrs.class == "series" then
+      local n = e.attrs["data-series"]
+      by_name[n] = by_name[n] or {}
+      table.insert(by_name[n], e)
+    end
+  end
+  return by_name
+end
+
+local function points(e)
+  local n = 0
+  for _ in (e.attrs.points or ""):gmatch("[%d.%-]+,[%d.%-]+") do n = n + 1 end
+  return n
+end
+
+describe("vmlab run NAME --plot FILE.svg", function()
+  it("draws lazy's timeline: RSS and VIRT against the bytes touched, one point per MiB", function()
+    if not has_lxp() then return end
+    local path = svg_path()
+    local out, code = vmlab("run lazy --size 64MiB --plot " .. q(path))
+    local svg = slurp(path)
+    os.remove(path)
+    assert.equal(0, code, out)
+    assert.matches("chart written to " .. path:gsub("%p", "%%%0"), out)
+    assert.is_string(svg, "no chart at " .. path)
+    local s = series(parse(svg))
+    assert.is_table(s.RSS, "no RSS series")
+    assert.is_table(s.VIRT, "no VIRT series")
+    assert.equal("polyline", s.RSS[1].name)
+    -- 64 MiB sampled every 1 MiB: 65 samples (0 .. 64 MiB)
+    assert.equal(65, points(s.RSS[1]))
+    assert.equal(65, points(s.VIRT[1]))
+    assert.is_table(s["minor faults"], "no faults series")
+  end)
+
+  it("draws read-write as bars: read against write", function()
+    if not has_lxp() then return end
+    local path = svg_path()
+    local out, code = vmlab("run read-write --size 8MiB --plot " .. q(path))
+    local svg = slurp(path)
+    os.remove(path)
+    assert.equal(0, code, out)
+    assert.is_string(svg, "no chart at " .. path)
+    local s = series(parse(svg))
+    for _, name in ipairs { "read", "write" } do
+      assert.is_table(s[name], "no bars for " .. name)
+      assert.equal("rect", s[name][1].name)
+    end
+    assert.is_nil(s.RSS, "bars, not a timeline")
+  end)
+
+  it("draws read-write's two timelines when asked with --chart timeline", function()
+    if not has_lxp() then return end
+    local path = svg_path()
+    local out, code = vmlab("run read-write --size 8MiB --chart timeline --plot " .. q(path))
+    local svg = slurp(path)
+    os.remove(path)
+    assert.equal(0, code, out)
+    local s = series(parse(assert(svg)))
+    assert.is_table(s["read RSS"], "no read RSS series")
+    assert.is_table(s["write RSS"], "no write RSS series")
+    assert.equal(9, points(s["write RSS"][1]))
+  end)
+
+  it("draws ipc's round trips as bars", function()
+    if not has_lxp() then return end
+    if not require("vmlab.experiments").get("ipc") then
+      pending("there is no ipc experiment")
+      return
+    end
+    local path = svg_path()
+    local out, code = vmlab("run ipc --sizes 64 --methods pipe,unix-socket --budget 0.02 --plot " .. q(path))
+    local svg = slurp(path)
+    os.remove(path)
+    assert.equal(0, code, out)
+    local s = series(parse(assert(svg, "no chart: " .. out)))
+    local bars = 0
+    for _, list in pairs(s) do
+      for _, e in ipairs(list) do if e.name == "rect" then bars = bars + 1 end end
+    end
+    assert.is_true(bars >= 2, "expected a bar per method, found " .. bars)
+  end)
+
+  it("says so and exits 1 when the experiment has nothing to draw, writing no file", function()
+    local path = svg_path()
+    local out, code = vmlab("run page-table --plot " .. q(path))
+    local svg = slurp(path)
+    os.remove(path)
+    assert.equal(1, code, out)
+    assert.matches("no chart written: experiment 'page%-table' has no timeline and no chart of its own", out)
+    assert.is_nil(svg)
+  end)
+
+  it("with --json prints only the JSON, and still writes the chart", function()
+    if not has_lxp() then return end
+    local path = svg_path()
+    local out, code = vmlab("run lazy --size 4MiB --json --plot " .. q(path), false)
+    local svg = slurp(path)
+    os.remove(path)
+    assert.equal(0, code, out)
+    assert.matches("^{.*}\n$", out)
+    assert.not_matches("chart written", out)
+    assert.is_table(series(parse(assert(svg))).RSS)
+  end)
+
+  it("refuses --chart without --plot with exit status 2", function()
+    local out, code = vmlab("run lazy --size 4MiB --chart bars")
+    assert.equal(2, code, out)
+    assert.matches("%-%-chart goes with %-%-plot", out)
+  end)
+end)
+
+describe("vmlab memtest --plot FILE.svg", function()
+  it("draws the memtest's timeline with RSS growing as it writes", function()
+    if not has_lxp() then return end
+    local path = svg_path()
+    local out, code = vmlab("memtest w 32 --plot " .. q(path))
+    local svg = slurp(path)
+    os.remove(path)
+    assert.equal(0, code, out)
+    assert.matches("chart written to ", out)
+    local s = series(parse(assert(svg, "no chart: " .. out)))
+    assert.is_table(s.RSS)
+    assert.is_table(s.VIRT)
+    assert.equal(33, points(s.RSS[1]))
+  end)
+end)
