@@ -69,8 +69,9 @@ describe("vmlab memtest --json", function()
     for _, stop in ipairs { 128, 256, 384 } do
       local s = at[stop * MiB]
       assert.is_table(s, ("no sample at the %d MiB stop"):format(stop))
-      -- writing: one fault per page so far (a few more for the process itself)
-      assert.is_true(s.minor_faults >= stop * 256 and s.minor_faults <= stop * 256 + 512,
+      -- writing: one fault per page so far (a few more for the process itself; one
+      -- less where malloc's own header already made the block's first page resident)
+      assert.is_true(s.minor_faults >= stop * 256 - 2 and s.minor_faults <= stop * 256 + 512,
         ("%d faults at %d MiB"):format(s.minor_faults, stop))
     end
     -- the stops the person sees, with the same numbers
@@ -89,14 +90,14 @@ describe("vmlab memtest --json", function()
     local doc = json("memtest r 256 --json")
     check_timeline(doc.result.timeline, 256 * MiB, "memtest r")
     local tl = doc.result.timeline
-    assert.is_true(tl[#tl].minor_faults >= 256 * 256, "faults: " .. tl[#tl].minor_faults)
+    assert.is_true(tl[#tl].minor_faults >= 256 * 256 - 2, "faults: " .. tl[#tl].minor_faults)
     assert.is_true(tl[#tl].rss - tl[1].rss < 16 * MiB, "RSS grew by " .. (tl[#tl].rss - tl[1].rss))
   end)
 
   it("shows no progress bar and no prompt when its output is not a terminal", function()
     local out, code = vmlab("memtest w 160", true)
     assert.equal(0, code, out)
-    assert.matches("wrote 128%.0 MiB%s+VIRT%s+%S+ MiB%s+RES%s+%S+ MiB%s+faults [%d,]+\n", out)
+    assert.matches("wrote 128%.0 MiB%s+VIRT%s+%S+ %a+%s+RES%s+%S+ MiB%s+faults [%d,]+\n", out)
     assert.matches("wrote 160%.0 MiB", out)
     assert.not_matches("\r", out, 1, true)
     assert.not_matches("\27[", out, 1, true)
@@ -114,7 +115,8 @@ describe("experiments' timelines", function()
       local grew = tl[#tl].rss - tl[1].rss
       assert.is_true(grew >= 31 * MiB and grew <= 34 * MiB, "RSS grew by " .. grew)
     end
-    assert.is_true(tl[#tl].minor_faults >= 32 * 256 and tl[#tl].minor_faults <= 32 * 256 + 64)
+    local faults = tl[#tl].minor_faults
+    assert.is_true(faults >= 32 * 256 - 2 and faults <= 32 * 256 + 64, "faults: " .. faults)
   end)
 
   it("read-write's JSON has a timeline for the read and one for the write", function()

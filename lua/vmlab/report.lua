@@ -248,6 +248,32 @@ end
 
 local overcommit_names = { [0] = "heuristic", [1] = "always", [2] = "never (strict accounting)" }
 
+local function is_timeline(v)
+  return type(v) == "table" and type(v[1]) == "table" and v[1].bytes ~= nil and v[1].rss ~= nil
+end
+
+--- The result as the text report shows it: a copy in which every timeline
+-- (r:touch's samples, hundreds of rows) is a one-line summary, without the
+-- top-level fields listed in the experiment's `text_omit` (those its
+-- explain() prints in its own words). The JSON keeps everything.
+function report.text_view(result, e, nested)
+  if type(result) ~= "table" then return result end
+  local omit = {}
+  for _, k in ipairs(e and e.text_omit or {}) do omit[k] = true end
+  local copy = {}
+  for k, v in pairs(result) do
+    if omit[k] then -- luacheck: ignore 542
+    elseif k == "timeline" and is_timeline(v) then
+      copy[k] = ("%d samples"):format(#v) .. (nested and "" or " (use --json or --plot)")
+    elseif type(v) == "table" then
+      copy[k] = report.text_view(v, nil, true)
+    else
+      copy[k] = v
+    end
+  end
+  return copy
+end
+
 --- The record (from experiments.run) as the lines of a readable report.
 -- @param record { experiment=, summary=, params=, system=, result= }
 -- @param e the experiment module (looked up by name when nil)
@@ -268,7 +294,7 @@ function report.text(record, e)
   end
   out[#out + 1] = ""
   if result.skipped then out[#out + 1] = "SKIPPED: " .. tostring(result.skipped) end
-  render_table(out, "  ", result, unit_map, e.fields)
+  render_table(out, "  ", report.text_view(result, e), unit_map, e.fields)
   if type(e.explain) == "function" then
     local ok, lines = pcall(e.explain, result, record.params or {})
     if ok and type(lines) == "table" and #lines > 0 then

@@ -70,30 +70,6 @@ local function is_timeline(v)
   return type(v) == "table" and type(v[1]) == "table" and v[1].bytes ~= nil and v[1].rss ~= nil
 end
 
---- The result as the text report shows it: a copy in which every timeline
--- (a list of samples, hundreds of rows) is a one-line summary instead, and
--- without the top-level fields the experiment lists in `text_omit` (those its
--- explain() prints in its own words; the JSON keeps them all).
--- @param result the experiment's result
--- @param e the experiment module (optional)
-function M.text_view(result, e, nested)
-  if type(result) ~= "table" then return result end
-  local omit = {}
-  for _, k in ipairs(e and e.text_omit or {}) do omit[k] = true end
-  local copy = {}
-  for k, v in pairs(result) do
-    if omit[k] then -- luacheck: ignore 542
-    elseif k == "timeline" and is_timeline(v) then
-      copy[k] = ("%d samples"):format(#v) .. (nested and "" or " (use --json or --plot)")
-    elseif type(v) == "table" then
-      copy[k] = M.text_view(v, nil, true)
-    else
-      copy[k] = v
-    end
-  end
-  return copy
-end
-
 --- Write the chart of an experiment's result to path.
 -- @param chart nil (the experiment's bars where it has them, else its
 --   timeline), "bars" or "timeline"
@@ -214,15 +190,7 @@ function M.main(argv)
   if args.json then
     io.stdout:write(report.json(record), "\n")
   else
-    local view = {}
-    for k, v in pairs(record) do view[k] = v end
-    view.result = M.text_view(record.result, e)
-    -- explain() still reads the whole result (the faults, the timelines)
-    local shown = setmetatable({}, { __index = e })
-    if type(e.explain) == "function" then
-      shown.explain = function(_, p) return e.explain(record.result, p) end
-    end
-    io.stdout:write(report.text(view, shown))
+    io.stdout:write(report.text(record, e)) -- timelines shown as one line; explain() sees the whole result
   end
   if args.plot then
     local written, why = M.plot(name, result, args.plot, args.chart)
