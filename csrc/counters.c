@@ -272,18 +272,7 @@ static int counter_index(lua_State *L) {
 void vmlab_open_counters(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"read", counter_read}, {"reset", counter_reset}, {"close", counter_close}, {NULL, NULL}};
-  if (luaL_newmetatable(L, VMLAB_COUNTER_MT)) {
-    luaL_newlib(L, methods);
-    lua_pushcclosure(L, counter_index, 1);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, counter_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, counter_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, counter_tostring);
-    lua_setfield(L, -2, "__tostring");
-  }
-  lua_pop(L, 1);
+  vmlab_new_class(L, VMLAB_COUNTER_MT, methods, counter_index, counter_close, counter_tostring);
   lua_pushcfunction(L, counters_rusage);
   lua_setfield(L, -2, "rusage");
   lua_pushcfunction(L, counters_fault_counter);

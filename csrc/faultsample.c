@@ -330,18 +330,7 @@ void vmlab_open_faultsample(lua_State *L) {
   static const luaL_Reg methods[] = {{"start", faultsample_start}, {"stop", faultsample_stop},
                                      {"read", faultsample_read},   {"close", faultsample_close},
                                      {NULL, NULL}};
-  if (luaL_newmetatable(L, FAULTSAMPLE_MT)) {
-    luaL_newlib(L, methods);
-    lua_pushcclosure(L, faultsample_index, 1);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, faultsample_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, faultsample_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, faultsample_tostring);
-    lua_setfield(L, -2, "__tostring");
-  }
-  lua_pop(L, 1);
+  vmlab_new_class(L, FAULTSAMPLE_MT, methods, faultsample_index, faultsample_close, faultsample_tostring);
   lua_pushcfunction(L, faultsample_new);
   lua_setfield(L, -2, "fault_sampler");
 }

@@ -653,18 +653,7 @@ void vmlab_open_process(lua_State *L) {
       {"set_parent_death_signal", process_set_parent_death_signal},
       {"get_parent_death_signal", process_get_parent_death_signal},
       {NULL, NULL}};
-  if (luaL_newmetatable(L, VMLAB_CHILD_MT)) {
-    luaL_newlib(L, methods);
-    lua_pushcclosure(L, child_index, 1);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, child_release);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, child_release);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, child_tostring);
-    lua_setfield(L, -2, "__tostring");
-  }
-  lua_pop(L, 1);
+  vmlab_new_class(L, VMLAB_CHILD_MT, methods, child_index, child_release, child_tostring);
   luaL_setfuncs(L, funcs, 0);
   /* vm.signals: "SIGTERM" -> 15, ... */
   lua_newtable(L);

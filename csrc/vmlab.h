@@ -63,6 +63,15 @@ void vmlab_region_add_methods(lua_State *L, const luaL_Reg *methods);
 /* Release what a region holds; safe to call twice and in a forked child. */
 void vmlab_region_release(vmlab_region *r);
 
+/*
+ * The metatable of a full-userdata class other than Region, made once: its
+ * methods reached through `index` (a closure whose upvalue is the method
+ * table, so it can serve fields too), `release` as __gc and __close, and
+ * `tostring`. Leaves the stack as it was.
+ */
+void vmlab_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction index,
+                     lua_CFunction release, lua_CFunction tostring);
+
 /* ------------------------------------------------------------------ */
 /* Arguments                                                           */
 

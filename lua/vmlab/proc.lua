@@ -162,6 +162,17 @@ function M.smaps(pid)
   return list
 end
 
+--- The smaps entry of the mapping that holds `address` (start <= address < finish).
+-- @return the entry, or nil (nothing mapped there), or nil, msg, errno
+function M.mapping_at(address, pid)
+  local list, err, code = M.smaps(pid)
+  if not list then return nil, err, code end
+  for _, m in ipairs(list) do
+    if m.start <= address and address < m.finish then return m end
+  end
+  return nil
+end
+
 --- /proc/PID/smaps_rollup: the smaps fields summed over all mappings, in bytes.
 -- @return table, or nil, msg, errno
 function M.smaps_rollup(pid)

@@ -20,16 +20,13 @@ local PARENT, CHILD = 0xA5, 0x5C
 
 -- Shared and private bytes of the mapping that starts at address, from smaps.
 local function smaps_of(address)
-  for _, m in ipairs(vm.proc.smaps() or {}) do
-    if m.start == address then
-      return {
-        rss = m.Rss,
-        shared = (m.Shared_Clean or 0) + (m.Shared_Dirty or 0),
-        private = (m.Private_Clean or 0) + (m.Private_Dirty or 0),
-      }
-    end
-  end
-  return nil
+  local m = vm.proc.mapping_at(address)
+  if not m then return nil end
+  return {
+    rss = m.Rss,
+    shared = (m.Shared_Clean or 0) + (m.Shared_Dirty or 0),
+    private = (m.Private_Clean or 0) + (m.Private_Dirty or 0),
+  }
 end
 
 -- How many pages of `frames` sit on the same frame as in `parent`.

@@ -11,14 +11,11 @@ local PAGE = vm.page_size
 
 -- Sum of some fields (in bytes) of the smaps entry of the mapping that holds address.
 local function smaps_sum(address, fields)
-  for _, m in ipairs(assert(vm.proc.smaps())) do
-    if m.start <= address and address < m.finish then
-      local sum = 0
-      for k in pairs(fields) do sum = sum + (m[k] or 0) end
-      return sum
-    end
-  end
-  return nil
+  local m = vm.proc.mapping_at(address)
+  if not m then return nil end
+  local sum = 0
+  for k in pairs(fields) do sum = sum + (m[k] or 0) end
+  return sum
 end
 
 -- The file system type holding path (longest mount point in /proc/self/mountinfo).

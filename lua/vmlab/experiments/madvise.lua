@@ -13,10 +13,8 @@ local function rss() return assert(vm.proc.status()).VmRSS end
 
 -- One field (in bytes) of the smaps entry of the mapping that holds address.
 local function smaps_field(address, field)
-  for _, m in ipairs(assert(vm.proc.smaps())) do
-    if m.start <= address and address < m.finish then return m[field] end
-  end
-  return nil
+  local m = vm.proc.mapping_at(address)
+  return m and m[field]
 end
 
 local ZERO_PAGE = string.rep("\0", PAGE)

@@ -26,10 +26,8 @@ end
 
 -- One field (in bytes) of the smaps entry of the mapping that holds address.
 local function smaps_field(address, field)
-  for _, m in ipairs(assert(vm.proc.smaps())) do
-    if m.start <= address and address < m.finish then return m[field] end
-  end
-  return nil
+  local m = vm.proc.mapping_at(address)
+  return m and m[field]
 end
 
 -- Map `size` bytes aligned to the huge page size, advise it, write every 4 KiB page.

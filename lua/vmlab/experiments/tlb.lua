@@ -21,10 +21,8 @@ local function thp_mode()
 end
 
 local function anon_huge_bytes(address)
-  for _, m in ipairs(assert(vm.proc.smaps())) do
-    if m.start <= address and address < m.finish then return m.AnonHugePages or 0 end
-  end
-  return 0
+  local m = vm.proc.mapping_at(address)
+  return m and m.AnonHugePages or 0
 end
 
 -- Pre-fault a region with the given advice, then time both orders (best of `repeats`).
