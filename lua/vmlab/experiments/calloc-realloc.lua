@@ -12,7 +12,7 @@ local units = require "vmlab.units"
 local PAGE = vm.page_size
 
 local function rss() return assert(vm.proc.status()).VmRSS end
-local function now() return vm.now and vm.now() or os.clock() end
+local now = vm.now
 
 -- Are the first, middle and last page of block h all `byte`?
 local function all_bytes(h, byte, size)

@@ -58,7 +58,7 @@ local function drop_cache(r, path)
   return "madvise(MADV_PAGEOUT) after msync"
 end
 
-local function now() return vm.now and vm.now() or os.clock() end
+local now = vm.now
 
 local function sanitized() return os.getenv("VMLAB_SANITIZED") == "1" end
 
@@ -105,7 +105,7 @@ function M.run(opts)
   -- 1. An anonymous mapping, 4 KiB pages only (nohugepage), so RSS moves page by page.
   local r <close> = assert(vm.mmap(size))
   r:advise("nohugepage")
-  local mapped = step("mmap", b(size) .. " mapped, nothing touched")
+  step("mmap", b(size) .. " mapped, nothing touched")
   local t = r:touch("write", { value = 0xab, sample = 1 << 20 })
   result.write_faults = t.minor_faults
   result.timeline = t.timeline -- the first write, a sample every 1 MiB
@@ -182,6 +182,10 @@ function M.run(opts)
 
   -- 7. malloc_trim: small blocks come from the heap; freed, they stay resident
   --    behind one block still in use, until malloc_trim returns the free pages.
+  -- Start from a heap with no free pages resident (earlier work in this process
+  -- may have left some), so every block written is new RSS.
+  vm.malloc_trim(0)
+  local heap_base = rss()
   local blocks = {}
   local n = math.max(1, opts.heap_size // opts.block)
   for i = 1, n do
@@ -207,7 +211,7 @@ function M.run(opts)
   local trimmed = step("malloc_trim(0)",
     result.trim_released and "free heap pages given back" or "nothing given back")
   fence:close()
-  result.heap_rss_growth = filled.rss - mapped.rss
+  result.heap_rss_growth = filled.rss - heap_base
   result.heap_free_rss_drop = filled.rss - freed.rss
   result.trim_rss_drop = freed.rss - trimmed.rss
   if sanitized() then

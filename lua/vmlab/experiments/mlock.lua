@@ -27,7 +27,7 @@ local function has_ipc_lock()
   return false
 end
 
-local function now() return vm.now and vm.now() or os.clock() end
+local now = vm.now
 
 local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
