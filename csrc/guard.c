@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 sigjmp_buf vmlab_guard_jmp;
 volatile sig_atomic_t vmlab_guard_active = 0;
@@ -66,6 +67,15 @@ const char *vmlab_signal_name(int sig) {
 #undef S
     default: return NULL;
   }
+}
+
+int vmlab_signal_number(const char *name) {
+  if (strncasecmp(name, "SIG", 3) == 0) name += 3;
+  for (int sig = 1; sig < NSIG; sig++) {
+    const char *n = vmlab_signal_name(sig);
+    if (n != NULL && strcasecmp(n + 3, name) == 0) return sig;
+  }
+  return -1;
 }
 
 const char *vmlab_fault_code_name(int sig, int code) {

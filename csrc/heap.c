@@ -74,18 +74,12 @@ static int heap_malloc_trim(lua_State *L) {
 static int heap_mallinfo(lua_State *L) {
   struct mallinfo2 mi = mallinfo2();
   lua_createtable(L, 0, 6);
-  lua_pushinteger(L, (lua_Integer)mi.arena);
-  lua_setfield(L, -2, "arena");
-  lua_pushinteger(L, (lua_Integer)mi.hblkhd);
-  lua_setfield(L, -2, "mmapped");
-  lua_pushinteger(L, (lua_Integer)mi.hblks);
-  lua_setfield(L, -2, "mmapped_blocks");
-  lua_pushinteger(L, (lua_Integer)mi.uordblks);
-  lua_setfield(L, -2, "in_use");
-  lua_pushinteger(L, (lua_Integer)mi.fordblks);
-  lua_setfield(L, -2, "free");
-  lua_pushinteger(L, (lua_Integer)mi.keepcost);
-  lua_setfield(L, -2, "releasable");
+  vmlab_set_int(L, "arena", (lua_Integer)mi.arena);
+  vmlab_set_int(L, "mmapped", (lua_Integer)mi.hblkhd);
+  vmlab_set_int(L, "mmapped_blocks", (lua_Integer)mi.hblks);
+  vmlab_set_int(L, "in_use", (lua_Integer)mi.uordblks);
+  vmlab_set_int(L, "free", (lua_Integer)mi.fordblks);
+  vmlab_set_int(L, "releasable", (lua_Integer)mi.keepcost);
   return 1;
 }
 

@@ -38,23 +38,13 @@ typedef struct process_child {
 /* ------------------------------------------------------------------ */
 /* Signals                                                             */
 
-/* Signal number for a name ("TERM", "SIGTERM", "term") or -1. */
-static int process_signal_by_name(const char *s) {
-  if (strncasecmp(s, "SIG", 3) == 0) s += 3;
-  for (int sig = 1; sig < NSIG; sig++) {
-    const char *n = vmlab_signal_name(sig);
-    if (n != NULL && strcasecmp(n + 3, s) == 0) return sig;
-  }
-  return -1;
-}
-
 /* Stack value idx as a signal: a number 0..NSIG-1 or a name; def when nil.
    Errors name the option `opt`, or argument idx when opt is NULL. */
 static int process_to_signal(lua_State *L, int idx, int def, const char *opt) {
   const char *why = NULL;
   int sig = def, t = lua_type(L, idx);
   if (t == LUA_TSTRING) {
-    sig = process_signal_by_name(lua_tostring(L, idx));
+    sig = vmlab_signal_number(lua_tostring(L, idx));
     if (sig < 0) why = lua_pushfstring(L, "unknown signal name '%s'", lua_tostring(L, idx));
   } else if (t == LUA_TNUMBER) {
     sig = (int)lua_tointeger(L, idx);

@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #define SUM_MT "vmlab.LineSummer"
@@ -293,12 +292,26 @@ static int sum_finish(lua_State *L) {
 static int sum_stats(lua_State *L) {
   sum_state *st = sum_check(L);
   lua_createtable(L, 0, 3);
-  lua_pushinteger(L, st->lines);
-  lua_setfield(L, -2, "lines");
-  lua_pushinteger(L, st->numbers);
-  lua_setfield(L, -2, "numbers");
-  lua_pushinteger(L, st->errors);
-  lua_setfield(L, -2, "errors");
+  vmlab_set_int(L, "lines", st->lines);
+  vmlab_set_int(L, "numbers", st->numbers);
+  vmlab_set_int(L, "errors", st->errors);
+  return 1;
+}
+
+/* methods through the method table (upvalue 1) */
+static int sum_index(lua_State *L) {
+  sum_check(L);
+  lua_pushvalue(L, 2);
+  lua_rawget(L, lua_upvalueindex(1));
+  return 1;
+}
+
+/* "vmlab.LineSummer (12 lines, 120 numbers, 1 error line, a line in progress)" */
+static int sum_tostring(lua_State *L) {
+  sum_state *st = sum_check(L);
+  lua_pushfstring(L, "vmlab.LineSummer (%I lines, %I numbers, %I error line%s%s)", (lua_Integer)st->lines,
+                  (lua_Integer)st->numbers, (lua_Integer)st->errors, st->errors == 1 ? "" : "s",
+                  st->line_open ? ", a line in progress" : "");
   return 1;
 }
 
@@ -383,14 +396,7 @@ static int sum_check_signal(lua_State *L, int idx, int arg) {
     lua_Integer n = lua_tointegerx(L, idx, &isint);
     if (isint && n > 0 && n < NSIG) sig = (int)n;
   } else if (lua_type(L, idx) == LUA_TSTRING) {
-    const char *s = lua_tostring(L, idx);
-    char up[16];
-    size_t i = 0;
-    if (strncasecmp(s, "SIG", 3) != 0) up[i++] = 'S', up[i++] = 'I', up[i++] = 'G';
-    for (; *s && i < sizeof up - 1; s++) up[i++] = (char)(*s >= 'a' && *s <= 'z' ? *s - 32 : *s);
-    up[i] = '\0';
-    for (int n = 1; n < NSIG && sig < 0; n++)
-      if (vmlab_signal_name(n) != NULL && strcmp(vmlab_signal_name(n), up) == 0) sig = n;
+    sig = vmlab_signal_number(lua_tostring(L, idx));
   }
   if (sig < 0) luaL_argerror(L, arg, lua_pushfstring(L, "unknown signal '%s'", luaL_tolstring(L, idx, NULL)));
   if (sig == SIGKILL || sig == SIGSTOP || sig == SIGSEGV || sig == SIGBUS)
@@ -448,15 +454,7 @@ static int sum_signal_restore(lua_State *L) {
 void vmlab_open_sum(lua_State *L) {
   static const luaL_Reg methods[] = {{"feed", sum_feed},     {"finish", sum_finish}, {"stats", sum_stats},
                                      {"pending", sum_pending}, {NULL, NULL}};
-  if (luaL_newmetatable(L, SUM_MT)) {
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, sum_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, sum_gc);
-    lua_setfield(L, -2, "__close");
-  }
-  lua_pop(L, 1);
+  vmlab_new_class(L, SUM_MT, methods, sum_index, sum_gc, sum_tostring);
   static const luaL_Reg region_methods[] = {{"read_from", sum_read_from}, {NULL, NULL}};
   vmlab_region_add_methods(L, region_methods);
   static const luaL_Reg funcs[] = {{"signal_catch", sum_signal_catch}, {"signal_caught", sum_signal_caught},

@@ -143,6 +143,8 @@ void vmlab_guard_install(void);
 /* Raise a Lua error describing the fault just caught during <what>. */
 int vmlab_guard_raise(lua_State *L, const char *what);
 const char *vmlab_signal_name(int sig);
+/* Signal number for a name ("TERM", "SIGTERM", "sigterm"), or -1. */
+int vmlab_signal_number(const char *name);
 const char *vmlab_fault_code_name(int sig, int code);
 
 /* The touch loops count page faults: AddressSanitizer's shadow-memory checks

@@ -212,7 +212,8 @@ local THP = "/sys/kernel/mm/transparent_hugepage/"
 --- The kernel's memory policy: {overcommit_memory=, overcommit_ratio=,
 -- overcommit_kbytes=, max_map_count=, min_free_kbytes=, swappiness=,
 -- nr_hugepages=, thp_enabled= ("always"|"madvise"|"never"), thp_defrag=,
--- thp_shmem_enabled=, page_size=, hugepage_size= (bytes)}. A setting whose
+-- thp_shmem_enabled=, thp_pmd_size= (bytes of one transparent huge page),
+-- page_size=, hugepage_size= (bytes), kernel= (the release)}. A setting whose
 -- file is missing is nil.
 -- @return table
 function M.vm_settings()
@@ -229,8 +230,10 @@ function M.vm_settings()
     thp_enabled = bracketed(THP .. "enabled"),
     thp_defrag = bracketed(THP .. "defrag"),
     thp_shmem_enabled = bracketed(THP .. "shmem_enabled"),
+    thp_pmd_size = setting(THP .. "hpage_pmd_size"),
     page_size = page_size,
     hugepage_size = mi.Hugepagesize,
+    kernel = setting("/proc/sys/kernel/osrelease"),
   }
 end
 

@@ -13,21 +13,13 @@
 -- updates the bar between them, so the cost is one Lua call per chunk.
 -- @module vmlab.progress
 local core = require "vmlab.core"
+local units = require "vmlab.units"
 
 local M = {}
 
 local floor, min, max = math.floor, math.min, math.max
 
-local function bytes(n)
-  local u = { "B", "KiB", "MiB", "GiB", "TiB" }
-  local i = 1
-  while n >= 1024 and i < #u do n, i = n / 1024, i + 1 end
-  return i == 1 and ("%d B"):format(n) or ("%.1f %s"):format(n, u[i])
-end
-
-local function count(n)
-  return (tostring(floor(n)):reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", ""))
-end
+local bytes, count = units.bytes, units.count
 
 --- Is file `f` (default io.stdout) a terminal? vm.isatty where the core has
 -- it, else `test -t 1` run through os.execute, which inherits stdout.

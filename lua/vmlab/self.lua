@@ -12,23 +12,13 @@
 -- the numbers it is made of.
 -- @module vmlab.self
 local core = require "vmlab.core"
+local units = require "vmlab.units"
 local proc = require "vmlab.proc"
 local faults = require "vmlab.faults"
 
 local M = {}
 
-local function bytes(n)
-  if n == nil then return "n/a" end
-  local u = { "B", "KiB", "MiB", "GiB", "TiB" }
-  local i = 1
-  while n >= 1024 and i < #u do n, i = n / 1024, i + 1 end
-  return i == 1 and ("%d B"):format(n) or ("%.1f %s"):format(n, u[i])
-end
-
-local function count(n)
-  if n == nil then return "n/a" end
-  return (tostring(math.floor(n)):reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", ""))
-end
+local bytes, count = units.bytes, units.count
 
 --- The numbers: {pid=, name=, virt=, rss=, rss_anon=, rss_file=, rss_shmem=,
 -- peak_rss=, minor_faults=, major_faults=, kinds = {kind = {mappings=,

@@ -7,10 +7,7 @@ local report = require "vmlab.report"
 
 local M = { summary = "every experiment at safe sizes with its report (make demo runs this)" }
 
-local function now()
-  local ok, vm = pcall(require, "vmlab")
-  return ok and vm.now and vm.now() or os.clock()
-end
+local now = require("vmlab").now
 
 function M.main(argv)
   local json, wanted = false, {}

@@ -7,6 +7,7 @@
 -- Exit status: 0 done, 2 bad usage or no such process.
 local core = require "vmlab.core"
 local proc = require "vmlab.proc"
+local units = require "vmlab.units"
 
 local M = { summary = "watch another process's memory: vmlab watch PID [--interval 0.5] [--count N] [--json]" }
 
@@ -16,13 +17,7 @@ local USAGE = "usage: vmlab watch PID [--interval SECONDS] [--count N] [--json]\
   .. "  --count N: stop after N samples (default: until the process exits or Ctrl-C)\n"
   .. "  --json: one JSON object per sample and line, sizes in bytes, times in seconds\n"
 
-local function bytes(n)
-  if n == nil then return "-" end
-  local u = { "B", "KiB", "MiB", "GiB", "TiB" }
-  local i = 1
-  while n >= 1024 and i < #u do n, i = n / 1024, i + 1 end
-  return i == 1 and ("%d B"):format(n) or ("%.1f %s"):format(n, u[i])
-end
+local function bytes(n) return n and units.bytes(n) or "-" end
 
 -- "0.5", "0.5s", "250ms" -> seconds, or nil
 local function seconds(text)

@@ -23,6 +23,8 @@
 --   local result, record = experiments.run("lazy", { size = 64 << 20 })
 --   -- record = { experiment=, summary=, params= (merged), system=, result=, seconds= }
 -- @module vmlab.experiments
+local vm = require "vmlab"
+
 local experiments = {}
 
 -- The order of the lab (issue 3); experiments not listed here follow, by name.
@@ -45,19 +47,9 @@ function experiments.dir()
   return path and (path:match("^(.*)/[^/]*$") or ".") or nil
 end
 
--- The file names in a directory: vm.listdir (lab.c), else ls.
+-- The file names in a directory (none when it cannot be read).
 local function listdir(dir)
-  local ok, vm = pcall(require, "vmlab")
-  if ok and vm.listdir then
-    local list = vm.listdir(dir)
-    if list then return list end
-  end
-  local p = io.popen("ls -1 '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
-  if not p then return {} end
-  local list = {}
-  for line in p:lines() do list[#list + 1] = line end
-  p:close()
-  return list
+  return vm.listdir(dir) or {}
 end
 
 local function by_lab_order(a, b)
@@ -132,32 +124,19 @@ function experiments.params(name, opts, tour)
   return p
 end
 
-local function read_line(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local s = f:read("l")
-  f:close()
-  return s
-end
-
 --- What the JSON's "system" says: page size, THP mode, overcommit policy, kernel.
 -- @return { page_size = 4096, thp = "madvise", overcommit = 0, kernel = "6.1.0-..." }
 function experiments.system_info()
-  local ok, vm = pcall(require, "vmlab")
-  local thp = read_line("/sys/kernel/mm/transparent_hugepage/enabled")
+  local s = vm.proc.vm_settings()
   return {
-    page_size = ok and vm.page_size or 4096,
-    thp = thp and (thp:match("%[(%w+)%]") or thp) or "unavailable",
-    overcommit = math.tointeger(tonumber(read_line("/proc/sys/vm/overcommit_memory") or "")),
-    kernel = read_line("/proc/sys/kernel/osrelease") or "unknown",
+    page_size = vm.page_size,
+    thp = s.thp_enabled or "unavailable",
+    overcommit = math.tointeger(s.overcommit_memory),
+    kernel = s.kernel and tostring(s.kernel) or "unknown",
   }
 end
 
-local function now()
-  local ok, vm = pcall(require, "vmlab")
-  if ok and vm.now then return vm.now() end
-  return os.clock()
-end
+local now = vm.now
 
 --- Run experiment `name` with `opts` over its defaults.
 -- @param opts params to change (a table; unknown names raise)

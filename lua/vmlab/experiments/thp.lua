@@ -10,20 +10,6 @@ local units = require "vmlab.units"
 local PAGE = vm.page_size
 local SYS = "/sys/kernel/mm/transparent_hugepage/"
 
-local function read_line(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local s = f:read("l")
-  f:close()
-  return s
-end
-
--- The bracketed choice of a sysfs setting: "always [madvise] never" -> "madvise".
-local function setting(name)
-  local s = read_line(SYS .. name)
-  return s and (s:match("%[(.-)%]") or s) or nil
-end
-
 -- One field (in bytes) of the smaps entry of the mapping that holds address.
 local function smaps_field(address, field)
   local m = vm.proc.mapping_at(address)
@@ -72,12 +58,13 @@ local M = {
 }
 
 function M.run(opts)
-  local huge_size = math.tointeger(tonumber(read_line(SYS .. "hpage_pmd_size") or "")) or 2 * 1024 * 1024
+  local settings = vm.proc.vm_settings()
+  local huge_size = math.tointeger(settings.thp_pmd_size) or 2 * 1024 * 1024
   local size = opts.size
   assert(math.type(size) == "integer" and size > 0, "size must be a positive integer")
   size = (size + huge_size - 1) // huge_size * huge_size
-  local mode = setting("enabled")
-  local result = { size = size, huge_page_size = huge_size, mode = mode, defrag = setting("defrag") }
+  local mode = settings.thp_enabled
+  local result = { size = size, huge_page_size = huge_size, mode = mode, defrag = settings.thp_defrag }
   local chunks = size // huge_size
 
   local small = trial(size, huge_size, "nohugepage")

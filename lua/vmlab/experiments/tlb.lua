@@ -12,14 +12,6 @@ local units = require "vmlab.units"
 local PAGE = vm.page_size
 local SYS = "/sys/kernel/mm/transparent_hugepage/"
 
-local function thp_mode()
-  local f = io.open(SYS .. "enabled")
-  if not f then return nil end
-  local s = f:read("l")
-  f:close()
-  return s and s:match("%[(.-)%]")
-end
-
 local function anon_huge_bytes(address)
   local m = vm.proc.mapping_at(address)
   return m and m.AnonHugePages or 0
@@ -80,7 +72,7 @@ function M.run(opts)
   assert(math.type(opts.stride) == "integer" and opts.stride >= PAGE, "stride must be at least a page")
   assert(opts.repeats >= 1 and opts.accesses >= 1, "repeats and accesses must be positive")
   local huge_size = 2 * 1024 * 1024
-  local mode = thp_mode()
+  local mode = vm.proc.vm_settings().thp_enabled
   local result = { size = opts.size, stride = opts.stride, thp = mode or "unavailable" }
 
   local small = measure(opts, huge_size, "nohugepage")

@@ -41,6 +41,17 @@ ring.OFFSET = O
 local MAX_SLOTS = (O.data - O.lens) // 8
 local MAX_SLOT_SIZE = 1 << 30
 
+-- Tell the other side that the word at seq changed: bump it and wake its
+-- waiters (futex), or post the semaphore at sem (sync "sem").
+local function notify(s, sync, seq, sem)
+  if sync == "sem" then
+    assert(s:sem_post(sem))
+  else
+    s:atomic_add(seq, 1, 32)
+    s:wake(seq)
+  end
+end
+
 --- Bytes of the object for `slots` slots of `slot_size` bytes.
 function ring.size(slots, slot_size) return O.data + slots * slot_size end
 
@@ -97,8 +108,7 @@ end
 
 function ring.set_child_state(s, state)
   s:atomic_store(O.child_state, ring.CHILD[state], 32)
-  s:atomic_add(O.space_seq, 1, 32)
-  s:wake(O.space_seq)
+  notify(s, "futex", O.space_seq)
 end
 
 function ring.child_state(s)
@@ -170,12 +180,7 @@ function Producer:publish(len)
   s:atomic_store(O.lens + (self.head % self.slots) * 8, len)
   self.head = self.head + 1
   s:atomic_store(O.head, self.head)
-  if self.sync == "sem" then
-    assert(s:sem_post(O.items))
-  else
-    s:atomic_add(O.data_seq, 1, 32)
-    s:wake(O.data_seq)
-  end
+  notify(s, self.sync, O.data_seq, O.items)
 end
 
 --- Tell the child that input ended ("eof") or that it must stop ("abort").
@@ -190,12 +195,7 @@ function Producer:finish(state, timeout)
     s:atomic_store(O.ready, 2, 32)
   end
   s:atomic_store(O.parent_state, ring.PARENT[state], 32)
-  if self.sync == "sem" then
-    assert(s:sem_post(O.items))
-  else
-    s:atomic_add(O.data_seq, 1, 32)
-    s:wake(O.data_seq)
-  end
+  notify(s, self.sync, O.data_seq, O.items)
   return true
 end
 
@@ -268,12 +268,7 @@ function Consumer:take(timeout)
       local data = self:copy_slot(slot, O.lens + slot * 8)
       self.tail = self.tail + 1
       s:atomic_store(O.tail, self.tail)
-      if self.sync == "sem" then
-        assert(s:sem_post(O.spaces))
-      else
-        s:atomic_add(O.space_seq, 1, 32)
-        s:wake(O.space_seq)
-      end
+      notify(s, self.sync, O.space_seq, O.spaces)
       return data
     else
       local ended = parent_state_name(state)
