@@ -72,6 +72,7 @@ static void touch_shuffle(uint32_t *perm, size_t n, uint64_t seed) {
 typedef struct touch_walk {
   volatile unsigned char *base;
   size_t step, accesses, per_chunk, len, passes;
+  size_t from, to;      /* the part to walk now, in accesses counted over all passes */
   const uint32_t *perm; /* random order, or NULL */
   int chase;            /* dependent loads: each read gives the next offset */
   unsigned char value;
@@ -82,7 +83,14 @@ typedef struct touch_walk {
   long minor0, major0;
 } touch_walk;
 
-/* The loop itself: one access per step, a sample every per_chunk accesses.
+/* Bytes walked once k accesses (counted over all passes) are done. */
+static size_t touch_walked(const touch_walk *w, size_t k) {
+  size_t pass = k / w->accesses, in_pass = (k % w->accesses) * w->step;
+  return pass * w->len + (in_pass < w->len ? in_pass : w->len);
+}
+
+/* The loop itself: accesses from..to-1 (counted over all passes), one per
+   step, a sample every per_chunk accesses of a pass and at its end.
    Returns the number of samples taken. */
 __attribute__((noinline)) VMLAB_NO_ASAN static size_t touch_walk_run(const touch_walk *w, size_t nsamples) {
   volatile unsigned char *base = w->base;
@@ -91,25 +99,25 @@ __attribute__((noinline)) VMLAB_NO_ASAN static size_t touch_walk_run(const touch
   unsigned sink = 0;
   if (w->chase) { /* a pointer chase: no two loads overlap, so each TLB miss is paid in full */
     uint64_t at = (uint64_t)perm[0] * step;
-    for (size_t pass = 0; pass < w->passes; pass++)
-      for (size_t i = 0; i < n; i++) at = *(volatile const uint64_t *)(base + at);
+    for (size_t k = w->from; k < w->to; k++) at = *(volatile const uint64_t *)(base + at);
     return nsamples + (size_t)(at & 0);
   }
-  for (size_t pass = 0; pass < w->passes; pass++) {
-    for (size_t i = 0; i < n;) {
-      size_t stop = n - i < w->per_chunk ? n : i + w->per_chunk;
-      if (perm == NULL && w->write)
-        for (; i < stop; i++) base[i * step] = w->value;
-      else if (perm == NULL)
-        for (; i < stop; i++) sink += base[i * step];
-      else if (w->write)
-        for (; i < stop; i++) base[(size_t)perm[i] * step] = w->value;
-      else
-        for (; i < stop; i++) sink += base[(size_t)perm[i] * step];
-      if (w->samples != NULL && nsamples < w->cap) {
-        size_t walked = pass * w->len + (i * step < w->len ? i * step : w->len);
-        touch_take_sample(&w->samples[nsamples++], w->t0, walked, w->minor0, w->major0);
-      }
+  for (size_t k = w->from; k < w->to;) {
+    size_t pass = k / n, i = k % n;
+    size_t stop = i - i % w->per_chunk + w->per_chunk; /* the next sample point */
+    if (stop > n) stop = n;
+    if (pass * n + stop > w->to) stop = w->to - pass * n;
+    k = pass * n + stop;
+    if (perm == NULL && w->write)
+      for (; i < stop; i++) base[i * step] = w->value;
+    else if (perm == NULL)
+      for (; i < stop; i++) sink += base[i * step];
+    else if (w->write)
+      for (; i < stop; i++) base[(size_t)perm[i] * step] = w->value;
+    else
+      for (; i < stop; i++) sink += base[(size_t)perm[i] * step];
+    if (w->samples != NULL && nsamples < w->cap && (stop % w->per_chunk == 0 || stop == n)) {
+      touch_take_sample(&w->samples[nsamples++], w->t0, touch_walked(w, k), w->minor0, w->major0);
     }
   }
   (void)sink;
@@ -125,6 +133,33 @@ __attribute__((noinline)) static int touch_link(lua_State *L, volatile unsigned 
     *(volatile uint64_t *)(base + (size_t)perm[i] * step) = (uint64_t)perm[(i + 1) % n] * step;
   vmlab_guard_end();
   return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The touch hook: one Lua function, called between pieces of every touch */
+
+#define TOUCH_HOOK_KEY "vmlab.touch_hook"
+#define TOUCH_HOOK_BYTES ((size_t)64 << 20)
+
+/* Push the hook and return 1, or push nothing and return 0. */
+static int touch_hook_push(lua_State *L) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, TOUCH_HOOK_KEY) == LUA_TFUNCTION) return 1;
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* vm.set_touch_hook(fn or nil) -> the previous hook. While set, every
+   r:touch walks in pieces of about 64 MiB and calls fn(bytes_walked,
+   bytes_total, minor_faults_so_far) after each (outside the loop, so the loop
+   itself is unchanged): how `vmlab run` draws a progress bar for experiments
+   that touch memory. Not called for order = "chase". */
+static int touch_set_hook(lua_State *L) {
+  if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, TOUCH_HOOK_KEY);
+  lua_pushvalue(L, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, TOUCH_HOOK_KEY);
+  return 1;
 }
 
 /* The walk inside the fault guard; kept apart so no local of touch_region
@@ -191,8 +226,28 @@ static int touch_region(lua_State *L) {
   double t0 = vmlab_now();
   if (samples != NULL) touch_take_sample(&samples[nsamples++], t0, 0, minor0, major0);
 
-  touch_walk w = {base, step, accesses, per_chunk, len, (size_t)passes, perm, chase, v, write, samples, cap, t0, minor0, major0};
-  touch_guarded(L, &w, &nsamples);
+  size_t total_accesses = accesses * (size_t)passes;
+  touch_walk w = {base, step, accesses, per_chunk, len, (size_t)passes, 0, total_accesses, perm, chase, v, write,
+                  samples, cap, t0, minor0, major0};
+  if (chase || !touch_hook_push(L)) {
+    touch_guarded(L, &w, &nsamples);
+  } else { /* in pieces of about 64 MiB (whole sample intervals), the hook after each */
+    int hook = lua_gettop(L);
+    size_t piece = ((TOUCH_HOOK_BYTES / step + per_chunk - 1) / per_chunk) * per_chunk;
+    for (size_t k = 0; k < total_accesses; k = w.to) {
+      w.from = k;
+      w.to = total_accesses - k < piece ? total_accesses : k + piece;
+      touch_guarded(L, &w, &nsamples);
+      long minor, major;
+      vmlab_faults_now(&minor, &major);
+      lua_pushvalue(L, hook);
+      lua_pushinteger(L, (lua_Integer)touch_walked(&w, w.to));
+      lua_pushinteger(L, (lua_Integer)total);
+      lua_pushinteger(L, minor - minor0);
+      lua_call(L, 3, 0);
+    }
+    lua_pop(L, 1);
+  }
 
   double seconds = vmlab_now() - t0;
   vmlab_faults_now(&minor1, &major1);
@@ -224,4 +279,6 @@ static int touch_region(lua_State *L) {
 void vmlab_open_touch(lua_State *L) {
   static const luaL_Reg methods[] = {{"touch", touch_region}, {NULL, NULL}};
   vmlab_region_add_methods(L, methods);
+  lua_pushcfunction(L, touch_set_hook);
+  lua_setfield(L, -2, "set_touch_hook");
 }

@@ -94,3 +94,68 @@ describe("progress.touch", function()
     assert.equal(512, t.pages)
   end)
 end)
+
+describe("the touch hook", function()
+  local MiB = 1024 * 1024
+
+  it("is called after each piece of about 64 MiB with bytes walked, the total and faults so far", function()
+    local r <close> = assert(vm.mmap(200 * MiB))
+    r:advise("nohugepage")
+    local calls = {}
+    local previous = vm.set_touch_hook(function(done, total, faults) calls[#calls + 1] = { done, total, faults } end)
+    local ok, t = pcall(r.touch, r, "write", { sample = MiB })
+    vm.set_touch_hook(previous)
+    assert.is_true(ok, t)
+    assert.equal(4, #calls) -- 64 + 64 + 64 + 8 MiB
+    for i, c in ipairs(calls) do
+      assert.equal(math.min(i * 64 * MiB, 200 * MiB), c[1])
+      assert.equal(200 * MiB, c[2])
+      if i > 1 then assert.is_true(c[3] > calls[i - 1][3], "faults grow from piece to piece") end
+    end
+    -- the walk in pieces is the same walk: one fault per page, one sample per MiB
+    assert.is_true(t.minor_faults >= t.pages * 0.98 and t.minor_faults <= t.pages * 1.02, t.minor_faults)
+    assert.equal(201, #t.timeline)
+    for i = 2, #t.timeline do assert.equal(t.timeline[i - 1].bytes + MiB, t.timeline[i].bytes) end
+  end)
+
+  it("set_touch_hook returns the previous hook, and nil removes it", function()
+    local function f() end
+    local before = vm.set_touch_hook(f)
+    assert.equal(f, vm.set_touch_hook(nil))
+    assert.is_nil(vm.set_touch_hook(before))
+    assert.has_error(function() vm.set_touch_hook(42) end)
+  end)
+
+  it("an error in the hook stops the touch with that error", function()
+    local r <close> = assert(vm.mmap(128 * MiB))
+    local previous = vm.set_touch_hook(function() error("stop here") end)
+    local ok, err = pcall(r.touch, r, "read")
+    vm.set_touch_hook(previous)
+    assert.is_false(ok)
+    assert.matches("stop here", err)
+  end)
+
+  it("during_touches draws a bar for every touch and wipes it at the end", function()
+    local out = { text = "" }
+    function out:write(...) self.text = self.text .. table.concat({ ... }) end
+    local stop = progress.during_touches { label = "demo", enabled = true, out = out }
+    local r <close> = assert(vm.mmap(160 * MiB))
+    r:touch("write")
+    stop()
+    assert.matches("demo .* of 160%.0 MiB", out.text)
+    assert.matches("100%%", out.text)
+    assert.matches("\r\27%[K$", out.text) -- wiped
+    assert.is_nil(vm.set_touch_hook(nil)) -- and the hook is gone
+  end)
+
+  it("during_touches does nothing when the bar is not enabled", function()
+    local out = { text = "" }
+    function out:write(...) self.text = self.text .. table.concat({ ... }) end
+    local stop = progress.during_touches { enabled = false, out = out }
+    assert.is_nil(vm.set_touch_hook(nil))
+    local r <close> = assert(vm.mmap(80 * MiB))
+    r:touch("write")
+    stop()
+    assert.equal("", out.text)
+  end)
+end)

@@ -1,15 +1,9 @@
 -- Regions: mapping memory, first touch, and what the kernel reports about it.
 local vm = require "vmlab"
+require "vmlab.assert"
 
 local PAGE = vm.page_size
 local sanitized = os.getenv("VMLAB_SANITIZED") ~= nil
-
-local function rss()
-  for line in io.lines("/proc/self/status") do
-    local kb = line:match("^VmRSS:%s+(%d+) kB")
-    if kb then return tonumber(kb) * 1024 end
-  end
-end
 
 describe("a mapped region", function()
   it("knows its address, size and page count, and says so in tostring", function()
@@ -29,7 +23,8 @@ describe("a mapped region", function()
     local pages = 4096
     local r <close> = assert(vm.mmap(pages * PAGE))
     r:advise("nohugepage")
-    local t = r:touch("write")
+    local t
+    assert.faults_near(pages, function() t = r:touch("write") end, "2%")
     assert.equal(pages, t.pages)
     assert.equal(pages * PAGE, t.bytes)
     assert.is_true(t.minor_faults >= pages * 0.98 and t.minor_faults <= pages * 1.02,
@@ -37,22 +32,18 @@ describe("a mapped region", function()
     assert.equal(0, t.major_faults)
     assert.is_true(t.seconds > 0)
     -- a second write touches pages that are already there: (almost) no faults
-    local again = r:touch("write")
-    assert.is_true(again.minor_faults < pages * 0.02, again.minor_faults .. " faults on the second pass")
-    assert.equal(pages, (r:resident()))
+    assert.faults_near(0, function() r:touch("write") end, pages * 0.02)
+    assert.resident(r, pages)
   end)
 
   it("reading untouched memory leaves VmRSS nearly unchanged (the zero page)", function()
     local size = 256 * 1024 * 1024
     local r <close> = assert(vm.mmap(size))
     r:advise("nohugepage")
-    local before = rss()
-    local t = r:touch("read")
-    local grown = rss() - before
+    local t, w
+    assert.rss_unchanged(function() t = r:touch("read") end, size * 0.05)
     assert.is_true(t.minor_faults >= t.pages * 0.98, t.minor_faults .. " faults")
-    assert.is_true(grown < size * 0.05, ("VmRSS grew by %d bytes reading %d"):format(grown, size))
-    local w = r:touch("write")
-    assert.is_true(rss() - before > size * 0.9, "writing makes the pages resident")
+    assert.rss_grows_by(size, 0.1, function() w = r:touch("write") end) -- writing makes the pages resident
     assert.is_true(w.minor_faults >= t.pages * 0.98, "writing after reading faults again (copy from the zero page)")
   end)
 
@@ -150,7 +141,7 @@ describe("a mapped region", function()
     local ok, msg = r:lock()
     if not ok then return pending("mlock refused here: " .. tostring(msg)) end
     assert.is_true(r.locked)
-    assert.equal(256, (r:resident()))
+    assert.resident(r, 256)
     assert.matches("locked", tostring(r))
     assert.truthy(r:unlock())
   end)

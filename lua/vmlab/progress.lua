@@ -116,6 +116,27 @@ end
 
 M.Bar = Bar
 
+--- A bar for every r:touch of this process until the returned function is
+-- called (it wipes the bar and puts back the previous touch hook). Through
+-- vm.set_touch_hook: each touch walks in pieces of about 64 MiB and the bar
+-- shows bytes walked, RSS and faults between them. Nothing happens when the
+-- bar is not enabled (output not a terminal, or enabled = false).
+-- @param opts {label = "lazy", enabled = nil|true|false, out = io.stdout}
+-- @return stop function
+function M.during_touches(opts)
+  opts = opts or {}
+  local bar = M.new { total = 0, label = opts.label, enabled = opts.enabled, out = opts.out }
+  if not bar.enabled then return function() end end
+  local previous = core.set_touch_hook(function(done, total, faults)
+    if total ~= bar.total then bar.total, bar.last = total, -math.huge end -- a new touch: draw at once
+    bar:update(done, { rss = rss_now(), faults = faults })
+  end)
+  return function()
+    core.set_touch_hook(previous)
+    bar:finish(true)
+  end
+end
+
 --- r:touch(mode, opts) in chunks, with a progress bar between them.
 -- The result is the one a single r:touch would give: pages, bytes, seconds
 -- (the sum of the chunks' walks), minor_faults, major_faults and, with

@@ -182,7 +182,10 @@ function M.main(argv)
     local refusal = M.check_memory(name, e, merged)
     if refusal then return fail(refusal) end
   end
+  -- on a terminal (and not --json), a progress bar for the experiment's touches
+  local stop_progress = require("vmlab.progress").during_touches { label = name, enabled = (not args.json) and nil }
   local rok, result, record = pcall(experiments.run, name, params)
+  stop_progress()
   if not rok then
     io.stderr:write("vmlab run ", name, ": ", tostring(result), "\n")
     return 1
