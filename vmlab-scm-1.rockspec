@@ -31,6 +31,7 @@ build = {
                   "csrc/process.c",
                   "csrc/region.c",
                   "csrc/shm.c",
+                  "csrc/spawn.c",
                   "csrc/sum.c",
                   "csrc/touch.c" },
       defines = { "_GNU_SOURCE" },

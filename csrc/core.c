@@ -265,6 +265,7 @@ int luaopen_vmlab_core(lua_State *L) {
   vmlab_open_pagecache(L);
   vmlab_open_heap(L);
   vmlab_open_process(L);
+  vmlab_open_spawn(L);
   vmlab_open_shm(L);
   vmlab_open_counters(L);
   vmlab_open_lab(L);

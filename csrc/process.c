@@ -1,6 +1,7 @@
 /*
- * process.c - processes: vm.fork(fn), vm.spawn(argv, opts), the Child object
- * (wait, kill, running), signals by name, parent-death signal, vm.exit.
+ * process.c - processes: vm.fork(fn); the Child object that vm.fork and
+ * vm.spawn (spawn.c) return (wait, kill, running); signals by name; the
+ * parent-death signal; vm.exit.
  *
  * A Child records the pid that created it (its owner). In the owner, __gc
  * and __close of a child that is still running SIGKILL it and reap it, so
@@ -22,25 +23,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef CLOSE_RANGE_CLOEXEC
-#define CLOSE_RANGE_CLOEXEC (1U << 2)
-#endif
-
-extern char **environ;
-
-typedef struct process_child {
-  pid_t pid;    /* > 0 once forked */
-  pid_t owner;  /* the process that forked it: only it waits, kills on __gc */
-  int reaped;   /* status below is final */
-  int status;   /* raw wait status */
-} process_child;
-
 /* ------------------------------------------------------------------ */
 /* Signals                                                             */
 
 /* Stack value idx as a signal: a number 0..NSIG-1 or a name; def when nil.
    Errors name the option `opt`, or argument idx when opt is NULL. */
-static int process_to_signal(lua_State *L, int idx, int def, const char *opt) {
+int vmlab_to_signal(lua_State *L, int idx, int def, const char *opt) {
   const char *why = NULL;
   int sig = def, t = lua_type(L, idx);
   if (t == LUA_TSTRING) {
@@ -69,8 +57,8 @@ static void process_push_signal_name(lua_State *L, int sig) {
 /* ------------------------------------------------------------------ */
 /* The Child object                                                    */
 
-static process_child *process_new_child(lua_State *L) {
-  process_child *c = lua_newuserdatauv(L, sizeof *c, 0);
+vmlab_child *vmlab_child_new(lua_State *L) {
+  vmlab_child *c = lua_newuserdatauv(L, sizeof *c, 0);
   c->pid = -1;
   c->owner = getpid();
   c->reaped = 1; /* nothing to wait for until fork succeeds */
@@ -79,12 +67,12 @@ static process_child *process_new_child(lua_State *L) {
   return c;
 }
 
-static process_child *process_check_child(lua_State *L, int idx) {
+static vmlab_child *process_check_child(lua_State *L, int idx) {
   return luaL_checkudata(L, idx, VMLAB_CHILD_MT);
 }
 
 /* waitpid(2) retried on EINTR; stores the status when the child is gone. */
-static pid_t process_waitpid(process_child *c, int flags) {
+pid_t vmlab_child_waitpid(vmlab_child *c, int flags) {
   int st = 0;
   pid_t r;
   do r = waitpid(c->pid, &st, flags);
@@ -97,7 +85,7 @@ static pid_t process_waitpid(process_child *c, int flags) {
 }
 
 /* Push the decoded wait status table. */
-static void process_push_status(lua_State *L, const process_child *c) {
+static void process_push_status(lua_State *L, const vmlab_child *c) {
   int st = c->status;
   lua_createtable(L, 0, 9);
 #define SETF(k, push, v) (push(L, v), lua_setfield(L, -2, k))
@@ -118,8 +106,8 @@ static void process_push_status(lua_State *L, const process_child *c) {
 }
 
 /* Wait up to `timeout` seconds: pidfd_open(2) + poll(2), else short sleeps. */
-static pid_t process_wait_timeout(process_child *c, double timeout) {
-  pid_t r = process_waitpid(c, WNOHANG);
+static pid_t process_wait_timeout(vmlab_child *c, double timeout) {
+  pid_t r = vmlab_child_waitpid(c, WNOHANG);
   if (r != 0) return r;
   double deadline = vmlab_now() + timeout;
 #ifdef SYS_pidfd_open
@@ -138,11 +126,11 @@ static pid_t process_wait_timeout(process_child *c, double timeout) {
       struct timespec ts = {0, (long)(nap * 1e9)};
       nanosleep(&ts, NULL);
     }
-    r = process_waitpid(c, WNOHANG);
+    r = vmlab_child_waitpid(c, WNOHANG);
     if (r != 0) break;
   }
   if (pfd >= 0) close(pfd);
-  if (r == 0) r = process_waitpid(c, WNOHANG);
+  if (r == 0) r = vmlab_child_waitpid(c, WNOHANG);
   return r;
 }
 
@@ -150,7 +138,7 @@ static pid_t process_wait_timeout(process_child *c, double timeout) {
    while it runs. See waitpid(2). */
 static int child_wait(lua_State *L) {
   static const char *const known[] = {"nohang", "timeout", NULL};
-  process_child *c = process_check_child(L, 1);
+  vmlab_child *c = process_check_child(L, 1);
   vmlab_check_known_fields(L, 2, known);
   int nohang = vmlab_opt_bool_field(L, 2, "nohang", 0);
   double timeout = -1.0;
@@ -166,9 +154,9 @@ static int child_wait(lua_State *L) {
   int has_timeout = timeout >= 0;
   if (!c->reaped) {
     pid_t r;
-    if (nohang) r = process_waitpid(c, WNOHANG);
+    if (nohang) r = vmlab_child_waitpid(c, WNOHANG);
     else if (has_timeout) r = process_wait_timeout(c, timeout);
-    else r = process_waitpid(c, 0);
+    else r = vmlab_child_waitpid(c, 0);
     if (r < 0) return vmlab_push_syserror(L, "waitpid", errno);
     if (r == 0) {
       lua_pushnil(L);
@@ -182,8 +170,8 @@ static int child_wait(lua_State *L) {
 
 /* child:kill(sig = "TERM") -> true or nil, msg, errno. See kill(2). */
 static int child_kill(lua_State *L) {
-  process_child *c = process_check_child(L, 1);
-  int sig = process_to_signal(L, 2, SIGTERM, NULL);
+  vmlab_child *c = process_check_child(L, 1);
+  int sig = vmlab_to_signal(L, 2, SIGTERM, NULL);
   if (c->pid <= 0 || c->reaped) return vmlab_push_syserror(L, "kill", ESRCH);
   if (kill(c->pid, sig) != 0) return vmlab_push_syserror(L, "kill", errno);
   lua_pushboolean(L, 1);
@@ -191,10 +179,10 @@ static int child_kill(lua_State *L) {
 }
 
 /* Refresh the state without blocking: 1 running, 0 gone. */
-static int process_is_running(process_child *c) {
+static int process_is_running(vmlab_child *c) {
   if (c->pid <= 0 || c->reaped) return 0;
   if (c->owner == getpid()) {
-    pid_t r = process_waitpid(c, WNOHANG);
+    pid_t r = vmlab_child_waitpid(c, WNOHANG);
     if (r == 0) return 1;
     if (r < 0 && errno == ECHILD) { /* someone else reaped it (SIGCHLD ignored?) */
       c->reaped = 1;
@@ -213,11 +201,11 @@ static int child_running(lua_State *L) {
 
 /* __gc / __close: in the owner, SIGKILL a running child and reap it. */
 static int child_release(lua_State *L) {
-  process_child *c = process_check_child(L, 1);
+  vmlab_child *c = process_check_child(L, 1);
   if (c->pid > 0 && !c->reaped && c->owner == getpid()) {
-    if (process_waitpid(c, WNOHANG) == 0) {
+    if (vmlab_child_waitpid(c, WNOHANG) == 0) {
       kill(c->pid, SIGKILL);
-      process_waitpid(c, 0);
+      vmlab_child_waitpid(c, 0);
     }
     c->reaped = 1; /* even on ECHILD: never signal this pid again */
   }
@@ -225,7 +213,7 @@ static int child_release(lua_State *L) {
 }
 
 static int child_tostring(lua_State *L) {
-  process_child *c = process_check_child(L, 1);
+  vmlab_child *c = process_check_child(L, 1);
   if (c->pid <= 0) {
     lua_pushstring(L, "vmlab.Child (not started)");
     return 1;
@@ -250,7 +238,7 @@ static int child_tostring(lua_State *L) {
 
 /* child.pid, child.owner, then the methods. */
 static int child_index(lua_State *L) {
-  process_child *c = process_check_child(L, 1);
+  vmlab_child *c = process_check_child(L, 1);
   const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "";
   if (strcmp(k, "pid") == 0) lua_pushinteger(L, c->pid);
   else if (strcmp(k, "owner") == 0) lua_pushinteger(L, c->owner);
@@ -278,7 +266,7 @@ static int process_traceback(lua_State *L) {
 }
 
 /* In the forked child: run fn(...) at stack index fidx with nargs, never return. */
-static void process_child_main(lua_State *L, int fidx, int nargs) {
+static void vmlab_child_main(lua_State *L, int fidx, int nargs) {
   lua_pushcfunction(L, process_traceback);
   int h = lua_gettop(L);
   lua_pushvalue(L, fidx);
@@ -321,256 +309,13 @@ static int process_fork(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   int nargs = lua_gettop(L) - 1;
   luaL_checkstack(L, nargs + 4, "too many arguments");
-  process_child *c = process_new_child(L);
+  vmlab_child *c = vmlab_child_new(L);
   fflush(NULL); /* else buffered output is printed by both processes */
   pid_t pid = fork();
   if (pid < 0) return vmlab_push_syserror(L, "fork", errno);
-  if (pid == 0) process_child_main(L, 1, nargs);
+  if (pid == 0) vmlab_child_main(L, 1, nargs);
   c->pid = pid;
   c->reaped = 0;
-  return 1;
-}
-
-/* ------------------------------------------------------------------ */
-/* spawn                                                               */
-
-/* What a failed child reports through its close-on-exec pipe. */
-typedef struct process_exec_error {
-  int stage; /* index into process_stage_names */
-  int err;
-} process_exec_error;
-
-static const char *const process_stage_names[] = {"exec", "chdir", "dup2", "prctl"};
-
-/* A NULL-terminated array of copies of `n` strings taken from the Lua stack
-   values at base..base+n-1, in one userdata left on the stack. */
-static char **process_string_array(lua_State *L, int base, int n) {
-  size_t bytes = sizeof(char *) * (size_t)(n + 1);
-  for (int i = 0; i < n; i++) bytes += lua_rawlen(L, base + i) + 1;
-  char **arr = lua_newuserdatauv(L, bytes, 0);
-  char *p = (char *)(arr + n + 1);
-  for (int i = 0; i < n; i++) {
-    size_t len;
-    const char *s = lua_tolstring(L, base + i, &len);
-    memcpy(p, s, len + 1);
-    arr[i] = p;
-    p += len + 1;
-  }
-  arr[n] = NULL;
-  return arr;
-}
-
-/* argv table at idx -> char *[]; the userdata holding it is pushed. */
-static char **process_check_argv(lua_State *L, int idx) {
-  luaL_checktype(L, idx, LUA_TTABLE);
-  lua_Integer n = luaL_len(L, idx);
-  luaL_argcheck(L, n >= 1, idx, "argv must hold at least the program name");
-  luaL_argcheck(L, n < 100000, idx, "argv is too long");
-  luaL_checkstack(L, (int)n + 4, "argv is too long");
-  int base = lua_gettop(L) + 1;
-  for (lua_Integer i = 1; i <= n; i++) {
-    int t = lua_geti(L, idx, i);
-    if (t != LUA_TSTRING && t != LUA_TNUMBER)
-      luaL_error(L, "bad argument #%d to 'spawn' (argv[%d] must be a string, got %s)", idx,
-                 (int)i, luaL_typename(L, -1));
-    lua_tostring(L, -1);
-  }
-  char **argv = process_string_array(L, base, (int)n);
-  lua_replace(L, base);
-  lua_settop(L, base);
-  return argv;
-}
-
-/* opts.env: {NAME = "value" | false} merged over the inherited environment
-   (or over nothing with opts.clear_env). Pushes the holder userdata. */
-static char **process_build_env(lua_State *L, int opts, int clear) {
-  int env = lua_gettop(L) + 1;
-  lua_getfield(L, opts, "env");
-  if (!lua_isnil(L, env) && !lua_istable(L, env))
-    luaL_error(L, "bad option 'env' (table expected, got %s)", luaL_typename(L, env));
-  int base = lua_gettop(L) + 1, n = 0;
-  if (!clear) {
-    for (char **e = environ; *e != NULL; e++) {
-      const char *eq = strchr(*e, '=');
-      if (eq == NULL) continue;
-      if (lua_istable(L, env)) {
-        lua_pushlstring(L, *e, (size_t)(eq - *e));
-        int t = lua_rawget(L, env);
-        lua_pop(L, 1);
-        if (t != LUA_TNIL) continue; /* overridden or removed */
-      }
-      luaL_checkstack(L, 2, "environment is too large");
-      lua_pushstring(L, *e);
-      n++;
-    }
-  }
-  if (lua_istable(L, env)) {
-    lua_pushnil(L);
-    while (lua_next(L, env) != 0) {
-      if (lua_type(L, -2) != LUA_TSTRING || lua_rawlen(L, -2) == 0 ||
-          strchr(lua_tostring(L, -2), '=') != NULL)
-        luaL_error(L, "bad option 'env' (keys must be variable names without '=')");
-      if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
-        lua_pop(L, 1);
-        continue;
-      }
-      if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
-        luaL_error(L, "bad option 'env' (value of %s must be a string or false)", lua_tostring(L, -2));
-      lua_pushfstring(L, "%s=%s", lua_tostring(L, -2), lua_tostring(L, -1));
-      lua_insert(L, -3); /* entry below key and value */
-      lua_pop(L, 1);
-      n++;
-      luaL_checkstack(L, 3, "environment is too large");
-    }
-  }
-  char **envp = process_string_array(L, base, n);
-  lua_replace(L, env);
-  lua_settop(L, env);
-  return envp;
-}
-
-/* opts.stdin/stdout/stderr (checked already): a path ("null" is /dev/null;
-   say "./null" for a file of that name) or an open Lua file;
-   -> fd >= 3, close-on-exec; -1 when absent; -2 with errno set on failure. */
-static int process_redirect_fd(lua_State *L, int opts, const char *k, int flags) {
-  int fd = -1, t = lua_getfield(L, opts, k);
-  if (t == LUA_TSTRING) {
-    const char *path = lua_tostring(L, -1);
-    fd = open(strcmp(path, "null") == 0 ? "/dev/null" : path, flags | O_CLOEXEC, 0666);
-  } else if (t != LUA_TNIL) {
-    luaL_Stream *s = luaL_checkudata(L, -1, LUA_FILEHANDLE);
-    fflush(s->f);
-    fd = fcntl(fileno(s->f), F_DUPFD_CLOEXEC, 3);
-  }
-  lua_pop(L, 1);
-  if (fd < 0) return t == LUA_TNIL ? -1 : -2;
-  if (fd < 3) { /* keep it clear of the slots it is going to replace */
-    int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    int err = errno;
-    close(fd);
-    errno = err;
-    if (moved < 0) return -2;
-    fd = moved;
-  }
-  return fd;
-}
-
-/* In the spawned child: redirect, chdir, exec; report failure and _exit. */
-static void process_spawn_child(int errfd, const int fds[3], const char *cwd, int deathsig,
-                                pid_t parent, char **argv, char **envp) {
-  process_exec_error e = {0, 0};
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, NULL);
-  for (int i = 0; i < 3; i++)
-    if (fds[i] >= 0 && dup2(fds[i], i) < 0) {
-      e.stage = 2;
-      goto fail;
-    }
-  if (deathsig > 0) {
-    if (prctl(PR_SET_PDEATHSIG, (unsigned long)deathsig) != 0) {
-      e.stage = 3;
-      goto fail;
-    }
-    if (getppid() != parent) _exit(127); /* the parent is already gone */
-  }
-#ifdef SYS_close_range
-  /* Only 0, 1 and 2 go through exec, whatever the parent left open
-     (Lua's io.open does not use O_CLOEXEC). */
-  syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
-#endif
-  if (cwd != NULL && chdir(cwd) != 0) {
-    e.stage = 1;
-    goto fail;
-  }
-  execvpe(argv[0], argv, envp);
-fail:
-  e.err = errno;
-  while (write(errfd, &e, sizeof e) < 0 && errno == EINTR) {
-  }
-  _exit(127);
-}
-
-/* vm.spawn({prog, args...}, {cwd=, env=, clear_env=, stdin=, stdout=,
-   stderr=, death_signal=}) -> Child, or nil, "exec: No such file or
-   directory", errno. stdin/stdout/stderr: a path, "null" or a Lua file;
-   stdout/stderr paths are created or truncated. env: {NAME = "value" or
-   false (removed)} over the inherited environment (none with clear_env).
-   The program inherits no descriptor but 0, 1 and 2. death_signal: sent
-   to it when the spawning thread ends. See fork(2), execvp(3), prctl(2). */
-static int process_spawn(lua_State *L) {
-  static const char *const known[] = {"cwd", "env", "clear_env", "stdin", "stdout",
-                                      "stderr", "death_signal", NULL};
-  lua_settop(L, 2);
-  char **argv = process_check_argv(L, 1); /* holder at 3 */
-  vmlab_check_known_fields(L, 2, known);
-  if (lua_isnil(L, 2)) {
-    lua_newtable(L);
-    lua_replace(L, 2);
-  }
-  const char *cwd = vmlab_opt_string_field(L, 2, "cwd", NULL);
-  int clear = vmlab_opt_bool_field(L, 2, "clear_env", 0);
-  lua_getfield(L, 2, "death_signal");
-  int deathsig = process_to_signal(L, -1, 0, "death_signal");
-  lua_pop(L, 1);
-  lua_getfield(L, 2, "env");
-  int want_env = !lua_isnil(L, -1) || clear;
-  lua_pop(L, 1);
-  char **envp = want_env ? process_build_env(L, 2, clear) : environ;
-  if (!want_env) lua_pushnil(L); /* keep the stack shape: holder at 4 */
-  process_child *c = process_new_child(L);
-
-  static const char *const names[3] = {"stdin", "stdout", "stderr"};
-  int fds[3] = {-1, -1, -1}, pfd[2] = {-1, -1}, err = 0;
-  const char *what = NULL;
-  for (int i = 0; i < 3; i++) { /* check all before opening any: no fd leaks on a raise */
-    int t = lua_getfield(L, 2, names[i]);
-    luaL_Stream *s = t == LUA_TUSERDATA ? luaL_testudata(L, -1, LUA_FILEHANDLE) : NULL;
-    if (t != LUA_TNIL && t != LUA_TSTRING && (s == NULL || s->closef == NULL))
-      luaL_error(L, "bad option '%s' (path or open file expected, got %s)", names[i],
-                 s != NULL ? "a closed file" : luaL_typename(L, -1));
-    lua_pop(L, 1);
-  }
-  for (int i = 0; i < 3 && what == NULL; i++) {
-    int flags = i == 0 ? O_RDONLY : O_WRONLY | O_CREAT | O_TRUNC;
-    fds[i] = process_redirect_fd(L, 2, names[i], flags);
-    if (fds[i] == -2) {
-      err = errno;
-      what = lua_pushfstring(L, "open %s", names[i]);
-    }
-  }
-  if (what == NULL && pipe2(pfd, O_CLOEXEC) != 0) {
-    err = errno;
-    what = "pipe2";
-  }
-  pid_t pid = -1;
-  if (what == NULL) {
-    pid_t parent = getpid();
-    pid = fork();
-    if (pid == 0) process_spawn_child(pfd[1], fds, cwd, deathsig, parent, argv, envp);
-    if (pid < 0) {
-      err = errno;
-      what = "fork";
-    }
-  }
-  for (int i = 0; i < 3; i++)
-    if (fds[i] >= 0) close(fds[i]);
-  if (pfd[1] >= 0) close(pfd[1]);
-  if (pid > 0) {
-    c->pid = pid;
-    c->reaped = 0;
-    process_exec_error e;
-    ssize_t got;
-    do got = read(pfd[0], &e, sizeof e);
-    while (got < 0 && errno == EINTR);
-    if (got == (ssize_t)sizeof e) { /* exec never happened: reap, report */
-      process_waitpid(c, 0);
-      err = e.err;
-      what = process_stage_names[e.stage >= 0 && e.stage < 4 ? e.stage : 0];
-    }
-  }
-  if (pfd[0] >= 0) close(pfd[0]);
-  if (what != NULL) return vmlab_push_syserror(L, what, err);
   return 1;
 }
 
@@ -588,7 +333,7 @@ static int process_kill(lua_State *L) {
   luaL_argcheck(L, pid > 0 || pid < -1, 1,
                 "pid must be a process id (> 0) or a negated process group (< -1)");
   luaL_argcheck(L, pid <= INT32_MAX && pid >= -(lua_Integer)INT32_MAX, 1, "pid out of range");
-  int sig = process_to_signal(L, 2, SIGTERM, NULL);
+  int sig = vmlab_to_signal(L, 2, SIGTERM, NULL);
   if (kill((pid_t)pid, sig) != 0) return vmlab_push_syserror(L, "kill", errno);
   lua_pushboolean(L, 1);
   return 1;
@@ -615,7 +360,7 @@ static int process_exit(lua_State *L) {
    See prctl(2) PR_SET_PDEATHSIG. */
 static int process_set_parent_death_signal(lua_State *L) {
   luaL_checkany(L, 1);
-  int sig = process_to_signal(L, 1, 0, NULL);
+  int sig = vmlab_to_signal(L, 1, 0, NULL);
   if (prctl(PR_SET_PDEATHSIG, (unsigned long)sig) != 0)
     return vmlab_push_syserror(L, "prctl", errno);
   lua_pushboolean(L, 1);
@@ -635,8 +380,7 @@ void vmlab_open_process(lua_State *L) {
       {"wait", child_wait}, {"kill", child_kill}, {"running", child_running}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {
       {"fork", process_fork},
-      {"spawn", process_spawn},
-      {"getpid", process_getpid},
+            {"getpid", process_getpid},
       {"getppid", process_getppid},
       {"kill", process_kill},
       {"exit", process_exit},

@@ -72,6 +72,22 @@ void vmlab_region_release(vmlab_region *r);
 void vmlab_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction index,
                      lua_CFunction release, lua_CFunction tostring);
 
+/* A child process (vm.fork, vm.spawn): "vmlab.Child" userdata (process.c). */
+typedef struct vmlab_child {
+  pid_t pid;   /* > 0 once forked */
+  pid_t owner; /* the process that forked it: only it waits, kills on __gc */
+  int reaped;  /* status below is final */
+  int status;  /* raw wait status */
+} vmlab_child;
+
+/* Push a new Child (pid -1, nothing to wait for yet). */
+vmlab_child *vmlab_child_new(lua_State *L);
+/* waitpid(2) for the child, recording its status once it is reaped. */
+pid_t vmlab_child_waitpid(vmlab_child *c, int flags);
+/* Stack value idx as a signal (number or name), def when nil; errors name the
+   option opt, or argument idx when opt is NULL. */
+int vmlab_to_signal(lua_State *L, int idx, int def, const char *opt);
+
 /* ------------------------------------------------------------------ */
 /* Arguments                                                           */
 
@@ -174,6 +190,7 @@ void vmlab_open_frames(lua_State *L);
 void vmlab_open_pagecache(lua_State *L);
 void vmlab_open_heap(lua_State *L);
 void vmlab_open_process(lua_State *L);
+void vmlab_open_spawn(lua_State *L);
 void vmlab_open_shm(lua_State *L);
 void vmlab_open_counters(lua_State *L);
 void vmlab_open_lab(lua_State *L);
