@@ -91,18 +91,31 @@ static long counters_rusage_now(int kind) {
   return kind == COUNTERS_MINOR ? minor : kind == COUNTERS_MAJOR ? major : minor + major;
 }
 
+/* A software page-fault event ("minor", "major" or "all") of this thread
+   (pid 0), any CPU, no group, close-on-exec. The caller sets the sampling
+   fields of *a (zero for a plain counter); the rest is set here. The fd, or
+   -1 and errno. Shared with faultsample.c. See perf_event_open(2). */
+int vmlab_perf_fault_event(struct perf_event_attr *a, const char *kind, int exclude_kernel) {
+  static const unsigned long long configs[] = {PERF_COUNT_SW_PAGE_FAULTS_MIN, PERF_COUNT_SW_PAGE_FAULTS_MAJ,
+                                               PERF_COUNT_SW_PAGE_FAULTS};
+  int k = 0;
+  while (counters_kinds[k] != NULL && strcmp(counters_kinds[k], kind) != 0) k++;
+  if (counters_kinds[k] == NULL) {
+    errno = EINVAL;
+    return -1;
+  }
+  a->type = PERF_TYPE_SOFTWARE;
+  a->size = sizeof *a;
+  a->config = configs[k];
+  a->exclude_kernel = exclude_kernel ? 1 : 0;
+  a->exclude_hv = 1;
+  return (int)syscall(SYS_perf_event_open, a, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
+}
+
 static int counters_perf_open(int kind, int exclude_kernel) {
-  static const unsigned long long configs[] = {
-      PERF_COUNT_SW_PAGE_FAULTS_MIN, PERF_COUNT_SW_PAGE_FAULTS_MAJ, PERF_COUNT_SW_PAGE_FAULTS};
   struct perf_event_attr a;
   memset(&a, 0, sizeof a);
-  a.type = PERF_TYPE_SOFTWARE;
-  a.size = sizeof a;
-  a.config = configs[kind];
-  a.exclude_kernel = exclude_kernel ? 1 : 0;
-  a.exclude_hv = 1;
-  /* this thread (pid 0), any CPU (-1), no group, close-on-exec */
-  return (int)syscall(SYS_perf_event_open, &a, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
+  return vmlab_perf_fault_event(&a, counters_kinds[kind], exclude_kernel);
 }
 
 /* Read a perf counter: 1 ok, 0 failed (errno set). */
@@ -115,8 +128,8 @@ static int counters_perf_read(int fd, uint64_t *v) {
   return 0;
 }
 
-/* kernel.perf_event_paranoid, or -100 when unreadable. */
-static int counters_paranoid(void) {
+/* kernel.perf_event_paranoid, or -100 when unreadable. Shared with faultsample.c. */
+int vmlab_perf_paranoid(void) {
   int level = -100;
   FILE *f = fopen("/proc/sys/kernel/perf_event_paranoid", "re");
   if (f != NULL) {
@@ -179,14 +192,14 @@ static int counters_fault_counter(lua_State *L) {
         lua_pushfstring(L,
                         "perf_event_open: %s for kernel-mode faults (perf_event_paranoid=%d); "
                         "counting user-mode faults only",
-                        strerror(kerr), counters_paranoid());
+                        strerror(kerr), vmlab_perf_paranoid());
       else
         lua_pushnil(L);
     } else {
       int err = errno;
       if (source == 1) return vmlab_push_syserror(L, "perf_event_open", err);
       lua_pushfstring(L, "perf_event_open: %s (perf_event_paranoid=%d)", strerror(err),
-                      counters_paranoid());
+                      vmlab_perf_paranoid());
     }
   }
   lua_setiuservalue(L, -2, 1); /* the reason, or nil */

@@ -17,19 +17,15 @@
 
 #include <errno.h>
 #include <linux/perf_event.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #define FAULTSAMPLE_MT "vmlab.FaultSampler"
 #define FAULTSAMPLE_MAX_PAGES (1 << 16) /* 256 MiB of ring: plenty */
 
 static const char *const faultsample_kinds[] = {"all", "minor", "major", NULL};
-static const unsigned long long faultsample_configs[] = {
-    PERF_COUNT_SW_PAGE_FAULTS, PERF_COUNT_SW_PAGE_FAULTS_MIN, PERF_COUNT_SW_PAGE_FAULTS_MAJ};
 
 typedef struct faultsample {
   int fd;             /* perf event, or -1 once closed */
@@ -56,35 +52,20 @@ struct faultsample_record {
 /* ------------------------------------------------------------------ */
 /* Opening                                                             */
 
-static int faultsample_paranoid(void) {
-  int level = -100;
-  FILE *f = fopen("/proc/sys/kernel/perf_event_paranoid", "re");
-  if (f != NULL) {
-    if (fscanf(f, "%d", &level) != 1) level = -100;
-    fclose(f);
-  }
-  return level;
-}
-
 /* This thread (pid 0), any CPU, disabled until :start(). -1 and errno on failure. */
 static int faultsample_open_event(int kind, uint64_t period, int exclude_kernel) {
   struct perf_event_attr a;
   memset(&a, 0, sizeof a);
-  a.type = PERF_TYPE_SOFTWARE;
-  a.size = sizeof a;
-  a.config = faultsample_configs[kind];
   a.sample_period = period;
   a.sample_type = PERF_SAMPLE_IP | PERF_SAMPLE_ADDR;
   a.disabled = 1;
-  a.exclude_kernel = exclude_kernel ? 1 : 0;
-  a.exclude_hv = 1;
   a.wakeup_events = 1u << 30; /* nobody polls: no wakeups needed */
-  return (int)syscall(SYS_perf_event_open, &a, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
+  return vmlab_perf_fault_event(&a, faultsample_kinds[kind], exclude_kernel);
 }
 
 /* Push nil, "perf_event_open: <reason> (perf_event_paranoid=N)", err; 3 results. */
 static int faultsample_refused(lua_State *L, const char *what, int err) {
-  int level = faultsample_paranoid();
+  int level = vmlab_perf_paranoid();
   lua_pushnil(L);
   if (level != -100 && (err == EACCES || err == EPERM))
     lua_pushfstring(L, "%s: %s (perf_event_paranoid=%d)", what, strerror(err), level);

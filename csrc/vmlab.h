@@ -174,6 +174,11 @@ const char *vmlab_fault_code_name(int sig, int code);
 double vmlab_now(void); /* CLOCK_MONOTONIC seconds */
 void vmlab_faults_now(long *minor, long *major); /* getrusage(RUSAGE_SELF) */
 
+/* perf page-fault events (counters.c, used by faultsample.c too) */
+struct perf_event_attr;
+int vmlab_perf_fault_event(struct perf_event_attr *a, const char *kind, int exclude_kernel);
+int vmlab_perf_paranoid(void); /* kernel.perf_event_paranoid, or -100 when unreadable */
+
 /* t[k] = v for the table on top of the stack. */
 void vmlab_set_int(lua_State *L, const char *k, lua_Integer v);
 void vmlab_set_num(lua_State *L, const char *k, double v);
