@@ -68,6 +68,7 @@ build = {
     ["vmlab.experiments.tlb"] = "lua/vmlab/experiments/tlb.lua",
     ["vmlab.faults"] = "lua/vmlab/faults.lua",
     ["vmlab"] = "lua/vmlab/init.lua",
+    ["vmlab.pagecache"] = "lua/vmlab/pagecache.lua",
     ["vmlab.plot"] = "lua/vmlab/plot.lua",
     ["vmlab.proc"] = "lua/vmlab/proc.lua",
     ["vmlab.progress"] = "lua/vmlab/progress.lua",

@@ -6,6 +6,7 @@
 -- @module vmlab.experiments.file-mmap
 local vm = require "vmlab"
 local units = require "vmlab.units"
+local pagecache = require "vmlab.pagecache"
 
 local PAGE = vm.page_size
 
@@ -66,40 +67,12 @@ local function new_file(dir)
   error("no free file name in " .. dir)
 end
 
-local function write_file(path, size, byte)
-  local f = assert(io.open(path, "wb"))
-  local chunk = string.rep(byte, 1 << 20)
-  local left = size
-  while left > 0 do
-    local n = math.min(left, #chunk)
-    f:write(n == #chunk and chunk or chunk:sub(1, n))
-    left = left - n
-  end
-  f:close()
-end
-
 local function read_file_at(path, offset, len)
   local f = assert(io.open(path, "rb"))
   f:seek("set", offset)
   local s = f:read(len)
   f:close()
   return s
-end
-
--- Drop the file's pages from the page cache. posix_fadvise(DONTNEED) leaves
--- mapped pages alone, so this runs while no mapping of the file holds pages;
--- without vm.fadvise: msync + MADV_PAGEOUT of a mapping r that maps them.
-local function drop_cache(path, r)
-  if vm.fadvise then
-    local ok, err = vm.fadvise(path, "dontneed")
-    if not ok then return nil, err end
-    return "posix_fadvise(POSIX_FADV_DONTNEED)"
-  end
-  r:sync()
-  r:touch("read")
-  local ok, err = r:advise("pageout")
-  if not ok then return nil, err end
-  return "madvise(MADV_PAGEOUT) after msync (vm.fadvise is not in this build)"
 end
 
 local MARK_HEAD, MARK_TAIL = "written through the mapping", "and at its last page"
@@ -126,7 +99,7 @@ local M = {
 
 local function run(opts, path, result)
   local size = opts.size
-  write_file(path, size, "a")
+  pagecache.fill(path, size, "a")
 
   -- 1. Write through a shared mapping: dirty page-cache pages until msync.
   do
@@ -140,15 +113,12 @@ local function run(opts, path, result)
     result.visible_before_sync = read_file_at(path, 0, #MARK_HEAD) == MARK_HEAD
     assert(r:sync())
     result.dirty_after_sync = smaps_sum(r.address, DIRTY)
-    local how, err = drop_cache(path, r)
-    if vm.fadvise then
-      r:close() -- fadvise drops only pages no mapping holds
-      how, err = drop_cache(path, r)
-    end
+    r:close() -- fadvise drops only pages no mapping holds
+    local how, err = pagecache.drop(path)
     result.cache_drop = how or ("could not drop the cache: " .. tostring(err))
   end
   -- With the cache dropped, read(2) has to fetch the bytes from the disk.
-  result.cached_after_drop = vm.file_resident and (vm.file_resident(path)) or nil
+  result.cached_after_drop = (vm.file_resident(path))
   result.persisted = read_file_at(path, 0, #MARK_HEAD) == MARK_HEAD
     and read_file_at(path, size - PAGE, #MARK_TAIL) == MARK_TAIL
 
@@ -156,7 +126,7 @@ local function run(opts, path, result)
   --    page at a time (MADV_RANDOM: no read-ahead), so each page is a major fault.
   do
     local r <close> = assert(vm.mmap(nil, { file = path, share = "shared", prot = "r" }))
-    drop_cache(path, r)
+    pagecache.drop(path)
     result.resident_before_read = r:resident()
     assert(r:advise("random"))
     local t = r:touch("read")
@@ -167,7 +137,7 @@ local function run(opts, path, result)
   -- 3. The same cold read with normal advice: read-ahead fetches ahead of the faults.
   do
     local r <close> = assert(vm.mmap(nil, { file = path, share = "shared", prot = "r" }))
-    drop_cache(path, r)
+    pagecache.drop(path)
     result.resident_before_readahead = r:resident()
     local t = r:touch("read")
     result.major_faults_readahead, result.minor_faults_readahead = t.major_faults, t.minor_faults
@@ -178,8 +148,6 @@ local function run(opts, path, result)
     result.major_faults_note = ("the page cache kept the file after the drop (%s on %s): %s keeps files in memory, "
       .. "so there is no disk to fault from"):format(result.cache_drop, tostring(result.fs_type),
       tostring(result.fs_type))
-  elseif not vm.fadvise then
-    result.major_faults_note = "the cache was dropped with MADV_PAGEOUT (this build has no vm.fadvise)"
   end
 end
 

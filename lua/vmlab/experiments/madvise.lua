@@ -5,6 +5,7 @@
 -- @module vmlab.experiments.madvise
 local vm = require "vmlab"
 local units = require "vmlab.units"
+local pagecache = require "vmlab.pagecache"
 
 local PAGE = vm.page_size
 
@@ -31,31 +32,8 @@ end
 -- A file of `size` bytes in /tmp (os.tmpname), written through the page cache.
 local function make_file(size)
   local path = os.tmpname()
-  local f = assert(io.open(path, "wb"))
-  local chunk = string.rep("v", 1 << 20)
-  local left = size
-  while left > 0 do
-    local n = math.min(left, #chunk)
-    f:write(n == #chunk and chunk or chunk:sub(1, n))
-    left = left - n
-  end
-  f:close()
+  pagecache.fill(path, size, "v")
   return path
-end
-
--- Drop a mapped file's pages from the page cache: posix_fadvise(DONTNEED)
--- when vmlab has it, else write back (msync) and MADV_PAGEOUT our mapping.
-local function drop_cache(r, path)
-  r:sync()
-  if vm.fadvise then
-    local ok, err = vm.fadvise(path, "dontneed")
-    if ok then return "posix_fadvise(POSIX_FADV_DONTNEED)" end
-    return nil, err
-  end
-  r:touch("read")
-  local ok, err = r:advise("pageout")
-  if not ok then return nil, err end
-  return "madvise(MADV_PAGEOUT) after msync"
 end
 
 local now = vm.now
@@ -161,7 +139,7 @@ function M.run(opts)
   local path = make_file(opts.file_size)
   do
     local f <close> = assert(vm.mmap(nil, { file = path, share = "shared" }))
-    local how, derr = drop_cache(f, path)
+    local how, derr = pagecache.drop(path, f)
     local cached0 = f:resident()
     local t1 = now()
     assert(f:advise("willneed"))
