@@ -380,23 +380,29 @@ local function plain(v, object_if_empty, depth)
   return out
 end
 
---- The record as one JSON object (a string, no newline):
--- {"experiment":..., "params":{...}, "system":{...}, "result":{...}}
-function report.json(record)
-  local c = codec()
-  -- the four members in this order (cjson orders an object's keys by hash)
-  local s = table.concat {
-    '{"experiment":', c.encode(plain(record.experiment)),
-    ',"params":', c.encode(plain(record.params or {}, true)),
-    ',"system":', c.encode(plain(record.system or {}, true)),
-    ',"result":', c.encode(plain(record.result or {}, true)), "}",
-  }
+--- One value as JSON text, as the report writes it (see the top of this
+-- file); an empty table is {} when `object_if_empty`, else [].
+function report.encode(v, object_if_empty)
+  local s = codec().encode(plain(v, object_if_empty))
   s = s:gsub('"' .. EMPTY_ARRAY .. '"', "[]"):gsub('"' .. EMPTY_OBJECT .. '"', "{}")
   s = s:gsub('"' .. BIG_INT .. '(%-?%d+)@@"', "%1")
   -- cjson writes "/" as "\/" (valid, but noisy in paths); an escaped "/" is
   -- the only way a backslash can be followed by "/" in its output
   s = s:gsub("\\/", "/")
   return s
+end
+
+--- The record as one JSON object (a string, no newline):
+-- {"experiment":..., "params":{...}, "system":{...}, "result":{...}}
+function report.json(record)
+  local encode = report.encode
+  -- the four members in this order (cjson orders an object's keys by hash)
+  return table.concat {
+    '{"experiment":', encode(record.experiment),
+    ',"params":', encode(record.params or {}, true),
+    ',"system":', encode(record.system or {}, true),
+    ',"result":', encode(record.result or {}, true), "}",
+  }
 end
 
 --- Parse JSON text (the inverse, for specs and tools); numbers come back as

@@ -7,6 +7,7 @@
 -- Exit status: 0 done, 2 bad usage or no such process.
 local core = require "vmlab.core"
 local proc = require "vmlab.proc"
+local report = require "vmlab.report"
 local units = require "vmlab.units"
 
 local M = { summary = "watch another process's memory: vmlab watch PID [--interval 0.5] [--count N] [--json]" }
@@ -89,31 +90,6 @@ function M.sample(pid)
   return s
 end
 
--- A JSON value: integers exactly, floats with 6 decimals, strings escaped.
-local function json(v)
-  local t = type(v)
-  if t == "table" then
-    local keys = {}
-    for k in pairs(v) do keys[#keys + 1] = k end
-    table.sort(keys)
-    local parts = {}
-    for _, k in ipairs(keys) do parts[#parts + 1] = json(tostring(k)) .. ":" .. json(v[k]) end
-    return "{" .. table.concat(parts, ",") .. "}"
-  elseif t == "string" then
-    return '"' .. v:gsub('[%c"\\]', function(c)
-      return ({ ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\t"] = "\\t" })[c] or ("\\u%04x"):format(c:byte())
-    end) .. '"'
-  elseif math.type(v) == "integer" then
-    return ("%d"):format(v)
-  elseif t == "number" then
-    return ("%.6f"):format(v)
-  elseif t == "boolean" then
-    return tostring(v)
-  end
-  return "null"
-end
-M.json = json
-
 local HEADER = ("%8s %11s %11s %11s %8s %11s %11s %11s")
   :format("time", "VmRSS", "VmSize", "minflt", "majflt", "Rss", "Pss", "Anonymous")
 
@@ -147,7 +123,7 @@ function M.watch(o, out, err)
   while true do
     s.t = core.now() - t0
     n = n + 1
-    out:write(o.json and json(s) or line(s, prev), "\n")
+    out:write(o.json and report.encode(s, true) or line(s, prev), "\n")
     if out.flush then out:flush() end
     if o.count and n >= o.count then return 0 end
     prev = s
@@ -155,7 +131,7 @@ function M.watch(o, out, err)
     s = M.sample(o.pid)
     if not s then
       if o.json then
-        out:write(json { pid = o.pid, t = core.now() - t0, exited = true }, "\n")
+        out:write(report.encode { pid = o.pid, t = core.now() - t0, exited = true }, "\n")
       else
         out:write(("process %d exited after %d samples\n"):format(o.pid, n))
       end
