@@ -319,33 +319,24 @@ static int region_protect(lua_State *L) {
   return 1;
 }
 
-/* r:lock() / r:unlock() -- mlock(2), munlock(2) */
-static int region_lock(lua_State *L) {
+/* r:lock() / r:unlock() -- mlock(2), munlock(2) of the pages the region
+   spans. The raw system calls: a sanitizer runtime may intercept mlock(2) as
+   a no-op. */
+static int region_set_locked(lua_State *L, int lock) {
   vmlab_region *r = vmlab_check_open(L, 1);
   uintptr_t start = PAGE_DOWN((uintptr_t)r->addr);
   size_t bytes = PAGE_UP((uintptr_t)r->addr + r->size) - start;
-  /* the raw system call: a sanitizer runtime may intercept mlock(2) as a no-op */
-  if (syscall(SYS_mlock, (void *)start, bytes) != 0) {
+  if (syscall(lock ? SYS_mlock : SYS_munlock, (void *)start, bytes) != 0) {
     int err = errno;
-    return vmlab_push_syserror(L, "mlock", err);
+    return vmlab_push_syserror(L, lock ? "mlock" : "munlock", err);
   }
-  r->locked = 1;
+  r->locked = lock;
   lua_settop(L, 1);
   return 1;
 }
 
-static int region_unlock(lua_State *L) {
-  vmlab_region *r = vmlab_check_open(L, 1);
-  uintptr_t start = PAGE_DOWN((uintptr_t)r->addr);
-  size_t bytes = PAGE_UP((uintptr_t)r->addr + r->size) - start;
-  if (syscall(SYS_munlock, (void *)start, bytes) != 0) {
-    int err = errno;
-    return vmlab_push_syserror(L, "munlock", err);
-  }
-  r->locked = 0;
-  lua_settop(L, 1);
-  return 1;
-}
+static int region_lock(lua_State *L) { return region_set_locked(L, 1); }
+static int region_unlock(lua_State *L) { return region_set_locked(L, 0); }
 
 /* r:sync() -- msync(2) MS_SYNC: a shared file mapping's writes reach the file */
 static int region_sync(lua_State *L) {
