@@ -86,22 +86,16 @@ static int frames_pagemap(lua_State *L) {
   if (err != 0) return vmlab_push_syserror(L, "pagemap", err);
   uint64_t pfn = e & PM_PFN_MASK;
   lua_createtable(L, 0, 8);
-  lua_pushboolean(L, (e & PM_PRESENT) != 0);
-  lua_setfield(L, -2, "present");
-  lua_pushboolean(L, (e & PM_SWAPPED) != 0);
-  lua_setfield(L, -2, "swapped");
-  lua_pushboolean(L, (e & PM_FILE_SHARED) != 0);
-  lua_setfield(L, -2, "file_or_shared");
-  lua_pushboolean(L, (e & PM_EXCLUSIVE) != 0);
-  lua_setfield(L, -2, "exclusive");
-  lua_pushboolean(L, (e & PM_SOFT_DIRTY) != 0);
-  lua_setfield(L, -2, "soft_dirty");
+  vmlab_set_bool(L, "present", (e & PM_PRESENT) != 0);
+  vmlab_set_bool(L, "swapped", (e & PM_SWAPPED) != 0);
+  vmlab_set_bool(L, "file_or_shared", (e & PM_FILE_SHARED) != 0);
+  vmlab_set_bool(L, "exclusive", (e & PM_EXCLUSIVE) != 0);
+  vmlab_set_bool(L, "soft_dirty", (e & PM_SOFT_DIRTY) != 0);
   if ((e & PM_PRESENT) && pfn != 0) {
     vmlab_set_int(L, "pfn", (lua_Integer)pfn);
     vmlab_set_int(L, "physical_address", (lua_Integer)(pfn * vmlab_page_size + ((uintptr_t)a & (vmlab_page_size - 1))));
   } else if (e & PM_PRESENT) {
-    lua_pushstring(L, hidden_reason);
-    lua_setfield(L, -2, "hidden");
+    vmlab_set_str(L, "hidden", hidden_reason);
   }
   return 1;
 }
