@@ -47,6 +47,25 @@ describe("the progress bar", function()
     assert.equal("false", got)
   end)
 
+  it("asks isatty(3) of a file or a descriptor; a pseudo-terminal is one, a pipe or a file is not", function()
+    assert.is_false(progress.is_terminal(sink()))
+    local f = assert(io.tmpfile())
+    assert.is_false(vm.isatty(f))
+    f:close()
+    assert.has_error(function() vm.isatty(f) end, "bad argument #1 to 'isatty' (file is closed)")
+    assert.is_false(vm.isatty(-1))
+    assert.has_error(function() vm.isatty("stdout") end)
+    -- script(1) runs the command on a new pseudo-terminal
+    if not os.execute("command -v script >/dev/null 2>&1") then return pending("script(1) is not installed") end
+    local cmd = ("script -qec %q /dev/null </dev/null"):format(("LUA_PATH=%q LUA_CPATH=%q lua5.4 -e %q"):format(
+      package.path, package.cpath, 'local p = require "vmlab.progress" io.write(tostring(p.is_terminal()), " ", '
+        .. 'tostring(require("vmlab").isatty(1)))'))
+    local p = assert(io.popen(cmd))
+    local got = p:read("a")
+    p:close()
+    assert.matches("^true true", got)
+  end)
+
   it("draws no faster than its interval, but always the last step", function()
     local out = sink()
     local bar = progress.new { total = 100, enabled = true, out = out, interval = 3600 }

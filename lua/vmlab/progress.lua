@@ -21,21 +21,12 @@ local floor, min, max = math.floor, math.min, math.max
 
 local bytes, count = units.bytes, units.count
 
---- Is file `f` (default io.stdout) a terminal? vm.isatty where the core has
--- it, else `test -t 1` run through os.execute, which inherits stdout.
+--- Is `f` (default io.stdout) a terminal? `f` is a Lua file or a descriptor
+-- number; anything else (a table with :write) is not a terminal.
 function M.is_terminal(f)
   f = f or io.stdout
-  local fd = (f == io.stdout and 1) or (f == io.stderr and 2) or (f == io.stdin and 0) or nil
-  if core.isatty then -- takes a Lua file or a descriptor number (some builds: a number only)
-    local ok, yes = pcall(core.isatty, f)
-    if ok then return yes end
-    if fd then
-      ok, yes = pcall(core.isatty, fd)
-      if ok then return yes end
-    end
-  end
-  if fd ~= 1 then return false end
-  return os.execute("test -t 1") == true
+  if math.type(f) ~= "integer" and io.type(f) ~= "file" then return false end
+  return core.isatty(f)
 end
 
 -- VmRSS from /proc/self/statm, in bytes (nil if unreadable).
