@@ -38,7 +38,7 @@ function M.data()
       seen[m.start] = #maps
     end
   end
-  local ru = core.rusage and core.rusage("self") or {}
+  local ru = core.rusage("self")
   local d = {
     pid = tonumber(st.Pid), name = st.Name, virt = st.VmSize, rss = st.VmRSS, rss_anon = st.RssAnon,
     rss_file = st.RssFile, rss_shmem = st.RssShmem, peak_rss = st.VmHWM, minor_faults = ru.minor_faults,
