@@ -1,11 +1,8 @@
 -- cow: after fork, pages are shared until written; each first write copies one page.
 local experiments = require "vmlab.experiments"
+require "vmlab.assert"
 
 local PAGES = 1024
-
-local function within(x, lo, hi, what)
-  assert.is_true(x >= lo and x <= hi, ("%s = %s, expected %s .. %s"):format(what, tostring(x), lo, hi))
-end
 
 describe("the cow experiment", function()
   local r
@@ -13,11 +10,11 @@ describe("the cow experiment", function()
 
   it("the child's reads of the parent's pages cost (almost) no faults", function()
     assert.equal(PAGES, r.pages)
-    within(r.child_read_faults, 0, 16, "child_read_faults")
+    assert.within(r.child_read_faults, 0, 16, "child_read_faults")
   end)
 
   it("the child's first write to each page faults once per page", function()
-    within(r.child_write_faults, 0.98 * PAGES, 1.1 * PAGES, "child_write_faults")
+    assert.within(r.child_write_faults, 0.98 * PAGES, 1.1 * PAGES, "child_write_faults")
   end)
 
   it("the child sees the parent's frames until it writes, then frames of its own", function()
@@ -26,7 +23,7 @@ describe("the cow experiment", function()
       return
     end
     assert.equal(PAGES, r.shared_frames_before_write)
-    within(r.shared_frames_after_write, 0, PAGES // 100, "shared_frames_after_write")
+    assert.within(r.shared_frames_after_write, 0, PAGES // 100, "shared_frames_after_write")
   end)
 
   it("the parent's data is unchanged by the child's writes", function()
@@ -36,10 +33,10 @@ describe("the cow experiment", function()
   it("smaps counts the pages as shared after fork and private after the child's writes", function()
     local size = PAGES * 4096
     local s = r.smaps
-    within(s.parent_before_fork.private, size, size, "parent private before fork")
-    within(s.child_after_fork.shared, 0.98 * size, size, "child shared after fork")
-    within(s.child_after_write.private, 0.98 * size, size, "child private after write")
-    within(s.child_after_write.shared, 0, size // 50, "child shared after write")
-    within(s.parent_after_child.private, size, size, "parent private after the child is gone")
+    assert.within(s.parent_before_fork.private, size, size, "parent private before fork")
+    assert.within(s.child_after_fork.shared, 0.98 * size, size, "child shared after fork")
+    assert.within(s.child_after_write.private, 0.98 * size, size, "child private after write")
+    assert.within(s.child_after_write.shared, 0, size // 50, "child shared after write")
+    assert.within(s.parent_after_child.private, size, size, "parent private after the child is gone")
   end)
 end)

@@ -1,12 +1,9 @@
 -- lazy: malloc and mmap give addresses, not memory; the first write gives frames.
 local experiments = require "vmlab.experiments"
+require "vmlab.assert"
 
 local sanitized = os.getenv("VMLAB_SANITIZED") ~= nil
 local MiB = 1024 * 1024
-
-local function within(x, lo, hi, what)
-  assert.is_true(x >= lo and x <= hi, ("%s = %s, expected %s .. %s"):format(what, tostring(x), lo, hi))
-end
 
 describe("the lazy experiment", function()
   it("malloc makes VIRT jump by the size while RES stays put", function()
@@ -16,15 +13,15 @@ describe("the lazy experiment", function()
     assert.equal(size // 4096, r.pages)
     assert.is_true(r.virt_growth >= size, "VIRT grew " .. r.virt_growth)
     -- AddressSanitizer's allocator poisons the block's shadow (1 byte per 8) when it hands it out
-    within(r.rss_growth_alloc, -MiB, (sanitized and size / 5 or size / 20) + MiB, "rss_growth_alloc")
+    assert.within(r.rss_growth_alloc, -MiB, (sanitized and size / 5 or size / 20) + MiB, "rss_growth_alloc")
   end)
 
   it("writing every page costs one minor fault per page and RES grows by the size", function()
     local size = 64 * MiB
     local r = experiments.run("lazy", { size = size, alloc = "mmap" })
     local n = size // 4096
-    within(r.minor_faults_touch, 0.98 * n, 1.1 * n, "minor_faults_touch")
-    within(r.rss_growth_touch, 0.9 * size, 1.1 * size, "rss_growth_touch")
+    assert.within(r.minor_faults_touch, 0.98 * n, 1.1 * n, "minor_faults_touch")
+    assert.within(r.rss_growth_touch, 0.9 * size, 1.1 * size, "rss_growth_touch")
     assert.is_true(r.rss_growth_alloc < size / 20, "mmap itself grew RES by " .. r.rss_growth_alloc)
     assert.is_true(r.seconds_touch > 0 and r.ns_per_page > 0)
   end)
@@ -33,7 +30,7 @@ describe("the lazy experiment", function()
     local size = 64 * MiB
     local r = experiments.run("lazy", { size = size, alloc = "mmap", mode = "read" })
     local n = size // 4096
-    within(r.minor_faults_touch, 0.98 * n, 1.1 * n, "minor_faults_touch")
+    assert.within(r.minor_faults_touch, 0.98 * n, 1.1 * n, "minor_faults_touch")
     assert.is_true(r.rss_growth_touch < size / 10, "reading grew RES by " .. r.rss_growth_touch)
   end)
 

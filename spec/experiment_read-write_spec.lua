@@ -1,13 +1,10 @@
 -- read-write: a first read maps the zero page; a first write allocates a frame per page.
 local experiments = require "vmlab.experiments"
+require "vmlab.assert"
 
 local MiB = 1024 * 1024
 local SIZE = 32 * MiB
 local N = SIZE // 4096
-
-local function within(x, lo, hi, what)
-  assert.is_true(x >= lo and x <= hi, ("%s = %s, expected %s .. %s"):format(what, tostring(x), lo, hi))
-end
 
 describe("the read-write experiment", function()
   local r
@@ -15,7 +12,7 @@ describe("the read-write experiment", function()
 
   it("reading fresh memory faults once per page but hardly grows RSS", function()
     assert.equal(N, r.pages)
-    within(r.read.minor_faults, 0.98 * N, 1.1 * N, "read.minor_faults")
+    assert.within(r.read.minor_faults, 0.98 * N, 1.1 * N, "read.minor_faults")
     assert.is_true(r.read.rss_growth < SIZE / 10, "read grew RSS by " .. r.read.rss_growth)
   end)
 
@@ -28,15 +25,15 @@ describe("the read-write experiment", function()
   end)
 
   it("writing pages that were only read faults again, once per page, and RSS grows", function()
-    within(r.write_after_read_faults, 0.98 * N, 1.1 * N, "write_after_read_faults")
-    within(r.write_after_read_rss_growth, 0.9 * SIZE, 1.1 * SIZE, "write_after_read_rss_growth")
+    assert.within(r.write_after_read_faults, 0.98 * N, 1.1 * N, "write_after_read_faults")
+    assert.within(r.write_after_read_rss_growth, 0.9 * SIZE, 1.1 * SIZE, "write_after_read_rss_growth")
   end)
 
   it("writing fresh memory faults once per page, grows RSS by the size, a frame per page", function()
-    within(r.write.minor_faults, 0.98 * N, 1.1 * N, "write.minor_faults")
-    within(r.write.rss_growth, 0.9 * SIZE, 1.1 * SIZE, "write.rss_growth")
+    assert.within(r.write.minor_faults, 0.98 * N, 1.1 * N, "write.minor_faults")
+    assert.within(r.write.rss_growth, 0.9 * SIZE, 1.1 * SIZE, "write.rss_growth")
     if r.write.distinct_frames ~= nil then
-      within(r.write.distinct_frames, 0.98 * N, N, "write.distinct_frames")
+      assert.within(r.write.distinct_frames, 0.98 * N, N, "write.distinct_frames")
     end
   end)
 

@@ -1,13 +1,10 @@
 -- stack-guard: a deep recursion grows the stack page by page until the limit stops it.
 local vm = require "vmlab"
 local experiments = require "vmlab.experiments"
+require "vmlab.assert"
 
 local sanitized = os.getenv("VMLAB_SANITIZED") ~= nil
 local MiB = 1024 * 1024
-
-local function within(x, lo, hi, what)
-  assert.is_true(x >= lo and x <= hi, ("%s = %s, expected %s .. %s"):format(what, tostring(x), lo, hi))
-end
 
 describe("the stack-guard experiment", function()
   it("recursing with a 4 KiB frame per call ends in SIGSEGV once the stack limit is used up", function()
@@ -20,7 +17,7 @@ describe("the stack-guard experiment", function()
     assert.equal(4096, r.frame_size)
     assert.equal(4 * MiB, r.stack_limit)
     -- each call uses a little more than its 4 KiB array; the stack also held Lua's frames
-    within(r.depth * r.frame_size, 0.75 * 4 * MiB, 4 * MiB, "depth * frame_size")
+    assert.within(r.depth * r.frame_size, 0.75 * 4 * MiB, 4 * MiB, "depth * frame_size")
   end)
 
   it("half the stack limit stops the recursion at about half the depth", function()
@@ -30,7 +27,7 @@ describe("the stack-guard experiment", function()
     end
     local r = experiments.run("stack-guard", { stack_limit = 4 * MiB })
     assert.equal("SIGSEGV", r.half_limit_signal)
-    within(r.half_limit_depth, 0.4 * r.depth, 0.6 * r.depth, "half_limit_depth")
+    assert.within(r.half_limit_depth, 0.4 * r.depth, 0.6 * r.depth, "half_limit_depth")
   end)
 
   it("says why it is skipped under AddressSanitizer", function()

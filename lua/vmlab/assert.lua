@@ -6,6 +6,7 @@
 --     assert.rss_grows_by(1 << 20, "5%", function() r:touch("write") end)
 --     assert.rss_unchanged(function() r:touch("read") end)
 --     assert.resident(r, 256)
+--     assert.within(t.minor_faults, 250, 270, "minor faults of the touch")
 --
 -- A failure says what was expected and what was measured:
 --
@@ -166,9 +167,26 @@ local function resident(state, arguments)
   return ok
 end
 
+-- assert.within(value, low, high, what = "the value"): a measured number in [low, high]
+local function within(state, arguments)
+  for i = 1, 3 do
+    if type(arguments[i]) ~= "number" then
+      error(("bad argument #%d to 'within' (number expected, got %s)"):format(i, type(arguments[i])), 3)
+    end
+  end
+  local x, lo, hi = arguments[1], arguments[2], arguments[3]
+  local what = arguments[4] ~= nil and tostring(arguments[4]) or "the value"
+  local ok = x >= lo and x <= hi
+  say_this(state, arguments,
+    ("expected %s between %s and %s, measured %s"):format(what, lo, hi, x),
+    ("expected %s outside %s .. %s, measured %s"):format(what, lo, hi, x))
+  return ok
+end
+
 luassert:register("assertion", "faults_near", faults_near, KEY, KEY)
 luassert:register("assertion", "rss_grows_by", rss_grows_by, KEY, KEY)
 luassert:register("assertion", "rss_unchanged", rss_unchanged, KEY, KEY)
 luassert:register("assertion", "resident", resident, KEY, KEY)
+luassert:register("assertion", "within", within, KEY, KEY)
 
 return M
