@@ -37,22 +37,7 @@ local function has_lxp()
   return ok
 end
 
--- The SVG's elements as a flat list of {name=, attrs=}, or an error with
--- expat's message when it is not well-formed XML.
-local function parse(svg)
-  local lxp = require "lxp"
-  local elements = {}
-  local p = lxp.new {
-    StartElement = function(_, name, attrs) elements[#elements + 1] = { name = name, attrs = attrs } end,
-  }
-  local ok, msg, line, col = p:parse(svg)
-  if ok then ok, msg, line, col = p:parse() end
-  p:close()
-  assert(ok, ("not well-formed XML: %s at line %s, column %s"):format(tostring(msg), tostring(line), tostring(col)))
-  assert.equal("svg", elements[1].name)
-  assert.equal("http://www.w3.org/2000/svg", elements[1].attrs.xmlns)
-  return elements
-end
+local parse = dofile(here .. "/spec/support/svg.lua").parse
 
 -- data-series name -> list of the series' elements.
 local function series(elements)
