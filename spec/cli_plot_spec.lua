@@ -15,20 +15,20 @@ local function vmlab(args, stderr)
   return out, code
 end
 
--- A fresh path for a chart (os.tmpname creates the file: it is removed, so a
--- chart that is not written leaves nothing there).
-local function svg_path()
+-- Run `vmlab ARGS --plot PATH` with a fresh PATH (os.tmpname creates the
+-- file: it is removed, so a chart that is not written leaves nothing there).
+-- Returns the output, the exit status, the chart's text (nil when none was
+-- written) and the path; the chart file is removed.
+local function plot_run(args, stderr)
   local path = os.tmpname()
   os.remove(path)
-  return path .. ".svg"
-end
-
-local function slurp(path)
+  path = path .. ".svg"
+  local out, code = vmlab(args .. " --plot " .. q(path), stderr)
   local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
+  local svg = f and f:read("a")
+  if f then f:close() end
+  os.remove(path)
+  return out, code, svg, path
 end
 
 local function has_lxp()
@@ -61,10 +61,7 @@ end
 describe("vmlab run NAME --plot FILE.svg", function()
   it("draws lazy's timeline: RSS and VIRT against the bytes touched, one point per MiB", function()
     if not has_lxp() then return end
-    local path = svg_path()
-    local out, code = vmlab("run lazy --size 64MiB --plot " .. q(path))
-    local svg = slurp(path)
-    os.remove(path)
+    local out, code, svg, path = plot_run("run lazy --size 64MiB")
     assert.equal(0, code, out)
     assert.matches("chart written to " .. path:gsub("%p", "%%%0"), out)
     assert.is_string(svg, "no chart at " .. path)
@@ -80,10 +77,7 @@ describe("vmlab run NAME --plot FILE.svg", function()
 
   it("draws read-write as bars: read against write", function()
     if not has_lxp() then return end
-    local path = svg_path()
-    local out, code = vmlab("run read-write --size 8MiB --plot " .. q(path))
-    local svg = slurp(path)
-    os.remove(path)
+    local out, code, svg, path = plot_run("run read-write --size 8MiB")
     assert.equal(0, code, out)
     assert.is_string(svg, "no chart at " .. path)
     local s = series(parse(svg))
@@ -96,10 +90,7 @@ describe("vmlab run NAME --plot FILE.svg", function()
 
   it("draws read-write's two timelines when asked with --chart timeline", function()
     if not has_lxp() then return end
-    local path = svg_path()
-    local out, code = vmlab("run read-write --size 8MiB --chart timeline --plot " .. q(path))
-    local svg = slurp(path)
-    os.remove(path)
+    local out, code, svg = plot_run("run read-write --size 8MiB --chart timeline")
     assert.equal(0, code, out)
     local s = series(parse(assert(svg)))
     assert.is_table(s["read RSS"], "no read RSS series")
@@ -113,10 +104,7 @@ describe("vmlab run NAME --plot FILE.svg", function()
       pending("there is no ipc experiment")
       return
     end
-    local path = svg_path()
-    local out, code = vmlab("run ipc --sizes 64 --methods pipe,unix-socket --budget 0.02 --plot " .. q(path))
-    local svg = slurp(path)
-    os.remove(path)
+    local out, code, svg = plot_run("run ipc --sizes 64 --methods pipe,unix-socket --budget 0.02")
     assert.equal(0, code, out)
     local s = series(parse(assert(svg, "no chart: " .. out)))
     local bars = 0
@@ -127,10 +115,7 @@ describe("vmlab run NAME --plot FILE.svg", function()
   end)
 
   it("says so and exits 1 when the experiment has nothing to draw, writing no file", function()
-    local path = svg_path()
-    local out, code = vmlab("run page-table --plot " .. q(path))
-    local svg = slurp(path)
-    os.remove(path)
+    local out, code, svg = plot_run("run page-table")
     assert.equal(1, code, out)
     assert.matches("no chart written: experiment 'page%-table' has no timeline and no chart of its own", out)
     assert.is_nil(svg)
@@ -138,10 +123,7 @@ describe("vmlab run NAME --plot FILE.svg", function()
 
   it("with --json prints only the JSON, and still writes the chart", function()
     if not has_lxp() then return end
-    local path = svg_path()
-    local out, code = vmlab("run lazy --size 4MiB --json --plot " .. q(path), false)
-    local svg = slurp(path)
-    os.remove(path)
+    local out, code, svg = plot_run("run lazy --size 4MiB --json", false)
     assert.equal(0, code, out)
     assert.matches("^{.*}\n$", out)
     assert.not_matches("chart written", out)
@@ -158,10 +140,7 @@ end)
 describe("vmlab memtest --plot FILE.svg", function()
   it("draws the memtest's timeline with RSS growing as it writes", function()
     if not has_lxp() then return end
-    local path = svg_path()
-    local out, code = vmlab("memtest w 32 --plot " .. q(path))
-    local svg = slurp(path)
-    os.remove(path)
+    local out, code, svg = plot_run("memtest w 32")
     assert.equal(0, code, out)
     assert.matches("chart written to ", out)
     local s = series(parse(assert(svg, "no chart: " .. out)))
