@@ -8,6 +8,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #define PAGE_DOWN(x) ((x) & ~(uintptr_t)(vmlab_page_size - 1))
@@ -100,9 +102,113 @@ static int frames_pagemap(lua_State *L) {
   return 1;
 }
 
+/*
+ * PAGEMAP_SCAN (Linux 6.7+, see the kernel's admin-guide/mm/pagemap.rst): an
+ * ioctl on /proc/self/pagemap that reports page categories for a range,
+ * without privilege, PAGE_IS_PFNZERO among them (a page that maps the shared
+ * zero page). Older headers lack it: the ABI is stable, so it is spelled out
+ * here, and an older kernel answers ENOTTY or EINVAL, which we pass on.
+ */
+#ifndef PAGEMAP_SCAN
+struct page_region {
+  uint64_t start, end, categories;
+};
+struct pm_scan_arg {
+  uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+  uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
+#define PAGE_IS_WPALLOWED (1 << 0)
+#define PAGE_IS_WRITTEN (1 << 1)
+#define PAGE_IS_FILE (1 << 2)
+#define PAGE_IS_PRESENT (1 << 3)
+#define PAGE_IS_SWAPPED (1 << 4)
+#define PAGE_IS_PFNZERO (1 << 5)
+#define PAGE_IS_HUGE (1 << 6)
+#define PAGE_IS_SOFT_DIRTY (1 << 7)
+#endif
+
+static const struct {
+  const char *name;
+  uint64_t bit;
+} frames_scan_categories[] = {
+    {"present", PAGE_IS_PRESENT}, {"pfnzero", PAGE_IS_PFNZERO}, {"written", PAGE_IS_WRITTEN},
+    {"file", PAGE_IS_FILE},       {"swapped", PAGE_IS_SWAPPED}, {"huge", PAGE_IS_HUGE},
+    {"soft_dirty", PAGE_IS_SOFT_DIRTY},
+};
+#define FRAMES_NCAT (sizeof frames_scan_categories / sizeof frames_scan_categories[0])
+
+/* Count the pages of [start, end) in each category. 0 or errno. */
+static int frames_scan(uintptr_t start, uintptr_t end, size_t counts[FRAMES_NCAT]) {
+  int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  uint64_t all = 0;
+  for (size_t c = 0; c < FRAMES_NCAT; c++) all |= frames_scan_categories[c].bit;
+  struct page_region vec[64];
+  uintptr_t at = start;
+  int err = 0;
+  while (at < end) {
+    struct pm_scan_arg arg = {
+        .size = sizeof arg, .start = at, .end = end, .vec = (uintptr_t)vec, .vec_len = 64,
+        .category_anyof_mask = all, .return_mask = all,
+    };
+    int n = ioctl(fd, PAGEMAP_SCAN, &arg);
+    if (n < 0) {
+      err = errno;
+      break;
+    }
+    for (int i = 0; i < n; i++) {
+      size_t pages = (size_t)((vec[i].end - vec[i].start) / vmlab_page_size);
+      for (size_t c = 0; c < FRAMES_NCAT; c++)
+        if (vec[i].categories & frames_scan_categories[c].bit) counts[c] += pages;
+    }
+    if (arg.walk_end <= at) { /* no progress: never loop for ever */
+      err = EIO;
+      break;
+    }
+    at = (uintptr_t)arg.walk_end;
+  }
+  close(fd);
+  return err;
+}
+
+/* Push {pages=, present=, pfnzero=, written=, file=, swapped=, huge=, soft_dirty=}
+   for [start, end), or nil, msg, errno (ENOTTY/EINVAL: a kernel before 6.7). */
+static int frames_push_scan(lua_State *L, uintptr_t start, uintptr_t end) {
+  size_t counts[FRAMES_NCAT] = {0};
+  int err = frames_scan(start, end, counts);
+  if (err != 0) return vmlab_push_syserror(L, "PAGEMAP_SCAN", err);
+  lua_createtable(L, 0, (int)FRAMES_NCAT + 1);
+  vmlab_set_int(L, "pages", (lua_Integer)((end - start) / vmlab_page_size));
+  for (size_t c = 0; c < FRAMES_NCAT; c++) vmlab_set_int(L, frames_scan_categories[c].name, (lua_Integer)counts[c]);
+  return 1;
+}
+
+/* r:scan(offset, length) -> page counts by category (PAGEMAP_SCAN), see above */
+static int frames_region_scan(lua_State *L) {
+  vmlab_region *r = vmlab_check_open(L, 1);
+  size_t off, len;
+  vmlab_check_range(L, 2, 3, r->size, &off, &len);
+  uintptr_t start = PAGE_DOWN((uintptr_t)r->addr + off);
+  uintptr_t end = PAGE_UP((uintptr_t)r->addr + off + len);
+  return frames_push_scan(L, start, end);
+}
+
+/* vm.pagemap_scan(address, length) -> page counts by category for any range of this process */
+static int frames_pagemap_scan(lua_State *L) {
+  lua_Integer a = luaL_checkinteger(L, 1);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, a >= 0, 1, "address must not be negative");
+  luaL_argcheck(L, n > 0, 2, "length must be positive");
+  luaL_argcheck(L, (lua_Unsigned)n <= UINTPTR_MAX - (uintptr_t)a - vmlab_page_size, 2, "address + length overflows");
+  return frames_push_scan(L, PAGE_DOWN((uintptr_t)a), PAGE_UP((uintptr_t)a + (uintptr_t)n));
+}
+
 void vmlab_open_frames(lua_State *L) {
-  static const luaL_Reg methods[] = {{"frames", frames_region}, {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"frames", frames_region}, {"scan", frames_region_scan}, {NULL, NULL}};
   vmlab_region_add_methods(L, methods);
   lua_pushcfunction(L, frames_pagemap);
   lua_setfield(L, -2, "pagemap");
+  lua_pushcfunction(L, frames_pagemap_scan);
+  lua_setfield(L, -2, "pagemap_scan");
 }

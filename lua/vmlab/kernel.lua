@@ -1,0 +1,322 @@
+--- What this kernel and this process can show: probes, measured or read once
+-- and cached. Experiments decide their claims with them ("this kernel does not
+-- map the zero page for read faults"), specs skip with them, `vmlab info`
+-- prints them and every JSON record carries them.
+--
+--   local k = require("vmlab.kernel")()   -- also vm.kernel()
+--   k.zero_page        --> true | false | nil (nil: could not be measured)
+--   k.how.zero_page    --> "measured: read 64 fresh private pages: smaps Rss +0 B; PAGEMAP_SCAN: 64 pfnzero"
+--
+-- Every field has an entry in k.how saying how it was found. Fields (nil where
+-- the machine does not say):
+--   page_size, huge_page_size (a PMD-sized transparent huge page), hugetlb_sizes (list),
+--   hugetlb_total, hugetlb_free (pages of the default hugetlb size), thp_enabled, thp_defrag,
+--   zero_page, pagemap_scan, pfns_visible, pagemap_exclusive, perf_faults, perf_event_paranoid,
+--   overcommit_memory, overcommit_ratio, swap_total, swap_free, ksm, ksm_run, cgroup_version,
+--   cgroup_path, memory_limit, memlock_limit, root, cap_sys_admin, cap_ipc_lock, kernel.
+-- @module vmlab.kernel
+local core = require "vmlab.core"
+
+local M = {}
+
+local cached
+
+--- The order `vmlab info` prints the fields in.
+M.fields = {
+  "kernel", "page_size", "huge_page_size", "hugetlb_sizes", "hugetlb_total", "hugetlb_free",
+  "thp_enabled", "thp_defrag", "zero_page", "pagemap_scan", "pfns_visible", "pagemap_exclusive",
+  "perf_faults", "perf_event_paranoid", "overcommit_memory", "overcommit_ratio", "swap_total", "swap_free",
+  "ksm", "ksm_run", "cgroup_version", "cgroup_path", "memory_limit", "memlock_limit",
+  "root", "cap_sys_admin", "cap_ipc_lock",
+}
+
+--- What each field means, for `vmlab info` and the README.
+M.meaning = {
+  kernel = "the kernel release",
+  page_size = "bytes in a base page",
+  huge_page_size = "bytes in a PMD-sized transparent huge page",
+  hugetlb_sizes = "hugetlbfs page sizes the kernel offers",
+  hugetlb_total = "hugetlb pages reserved (default size)",
+  hugetlb_free = "hugetlb pages free (default size)",
+  thp_enabled = "transparent huge pages: always, madvise or never",
+  thp_defrag = "how hard a THP fault works to find a huge page",
+  zero_page = "a first read of private anonymous memory maps the shared zero page",
+  pagemap_scan = "the PAGEMAP_SCAN ioctl works (Linux 6.7+; zero-page flags without privilege)",
+  pfns_visible = "/proc/self/pagemap shows physical frame numbers to this process",
+  pagemap_exclusive = "pagemap reports the exclusively-mapped bit (56)",
+  perf_faults = "perf_event_open counts this process's page faults",
+  perf_event_paranoid = "kernel.perf_event_paranoid",
+  overcommit_memory = "vm.overcommit_memory: 0 heuristic, 1 always, 2 strict",
+  overcommit_ratio = "vm.overcommit_ratio (percent of RAM under policy 2)",
+  swap_total = "bytes of swap configured",
+  swap_free = "bytes of swap free",
+  ksm = "kernel same-page merging is built in",
+  ksm_run = "/sys/kernel/mm/ksm/run: 0 stopped, 1 running, 2 unmerging",
+  cgroup_version = "the cgroup version that holds this process's memory controller",
+  cgroup_path = "this process's memory cgroup",
+  memory_limit = "bytes this process's memory cgroup may use",
+  memlock_limit = "RLIMIT_MEMLOCK (soft), bytes",
+  root = "effective uid 0",
+  cap_sys_admin = "CAP_SYS_ADMIN in the effective set",
+  cap_ipc_lock = "CAP_IPC_LOCK in the effective set",
+}
+
+local function slurp(path)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function first_line(path)
+  local s = slurp(path)
+  return s and s:match("^[^\n]*") or nil
+end
+
+local function number_at(path)
+  local s = first_line(path)
+  return s and math.tointeger(tonumber(s:match("^%s*(%-?%d+)"))) or nil
+end
+
+local function bracketed(path)
+  local s = slurp(path)
+  return s and s:match("%[([^%]]+)%]") or nil
+end
+
+local function bytes(n)
+  return require("vmlab.units").bytes(n)
+end
+
+-- /proc/meminfo as numbers (kB fields in bytes).
+local function meminfo()
+  local t = {}
+  for k, v, kb in (slurp("/proc/meminfo") or ""):gmatch("([%w_%(%)]+):%s*(%d+)%s*(k?B?)") do
+    t[k] = math.tointeger(tonumber(v)) * (kb == "kB" and 1024 or 1)
+  end
+  return t
+end
+
+-- Read fresh private anonymous memory once and look at what it got.
+local function probe_zero_page(k, how)
+  local pages = 64
+  local ok, r = pcall(core.mmap, pages * k.page_size)
+  if not ok or not r then
+    how.zero_page = "not measured: mmap of " .. pages .. " pages failed"
+    return
+  end
+  pcall(r.advise, r, "nohugepage")
+  r:touch("read")
+  local proc = require "vmlab.proc"
+  local m = proc.mapping_at(r.address)
+  local rss = m and m.Rss
+  local scan, serr = r:scan()
+  k.pagemap_scan = scan ~= nil
+  how.pagemap_scan = scan and "measured: PAGEMAP_SCAN ioctl on /proc/self/pagemap answered"
+    or ("measured: PAGEMAP_SCAN refused (%s)"):format(tostring(serr))
+  local frames = r:frames(0, pages)
+  local distinct
+  if frames then
+    local seen = {}
+    distinct = 0
+    for _, pfn in ipairs(frames) do
+      if pfn and not seen[pfn] then seen[pfn] = true; distinct = distinct + 1 end
+    end
+  end
+  -- decide: PAGEMAP_SCAN's flag is the kernel's own word; else the frames;
+  -- else smaps (a zero-page mapping is not counted in Rss)
+  local parts = { ("read %d fresh private pages"):format(pages) }
+  if rss then parts[#parts + 1] = ("smaps Rss %s"):format(bytes(rss)) end
+  if scan then parts[#parts + 1] = ("PAGEMAP_SCAN: %d of %d pages pfnzero"):format(scan.pfnzero, pages) end
+  if distinct then parts[#parts + 1] = ("pagemap: %d distinct frame(s)"):format(distinct) end
+  if scan then
+    k.zero_page = scan.pfnzero * 2 > pages
+  elseif distinct then
+    k.zero_page = distinct <= 2
+  elseif rss then
+    k.zero_page = rss * 2 < pages * k.page_size
+  end
+  how.zero_page = "measured: " .. table.concat(parts, "; ")
+  -- the exclusive bit: a page written by this process alone is exclusive
+  r:touch("write", { length = k.page_size })
+  local e = core.pagemap(r.address)
+  if e and e.present then
+    k.pagemap_exclusive = e.exclusive
+    how.pagemap_exclusive = ("measured: a page written by this process alone reads exclusive=%s")
+      :format(tostring(e.exclusive))
+    k.pfns_visible = e.pfn ~= nil
+    how.pfns_visible = e.pfn and "measured: pagemap gave a frame number for a present page"
+      or "measured: pagemap shows PFN 0 for a present page (needs CAP_SYS_ADMIN)"
+  end
+  r:close()
+end
+
+local function probe_cgroup(k, how)
+  local text = slurp("/proc/self/cgroup") or ""
+  local v1path, v2path
+  for line in text:gmatch("[^\n]+") do
+    local id, controllers, path = line:match("^(%d+):([^:]*):(.*)$")
+    if id then
+      if id == "0" and controllers == "" then v2path = path end
+      for c in controllers:gmatch("[^,]+") do
+        if c == "memory" then v1path = path end
+      end
+    end
+  end
+  -- where each hierarchy is mounted
+  local v1mount, v2mount
+  for line in (slurp("/proc/self/mountinfo") or ""):gmatch("[^\n]+") do
+    local mountpoint, fstype, opts = line:match("^%S+ %S+ %S+ %S+ (%S+) .- %- (%S+) %S+ (%S+)")
+    if fstype == "cgroup2" and not v2mount then v2mount = mountpoint end
+    if fstype == "cgroup" and opts and (("," .. opts .. ","):find(",memory,", 1, true)) then v1mount = mountpoint end
+  end
+  if v1path and v1mount then
+    k.cgroup_version, k.cgroup_path = 1, v1path
+    local limit = number_at(v1mount .. (v1path == "/" and "" or v1path) .. "/memory.limit_in_bytes")
+    -- v1 says "no limit" with a huge number rounded to pages
+    if limit and limit >= (1 << 62) then limit = math.huge end
+    k.memory_limit = limit
+    how.cgroup_version = "read: /proc/self/cgroup names a v1 memory controller, mounted at " .. v1mount
+    how.memory_limit = limit and ("read: %s%s/memory.limit_in_bytes"):format(v1mount, v1path)
+      or "not readable: memory.limit_in_bytes"
+  elseif v2path and v2mount then
+    k.cgroup_version, k.cgroup_path = 2, v2path
+    local dir = v2mount .. (v2path == "/" and "" or v2path)
+    local max = first_line(dir .. "/memory.max")
+    if max == "max" then k.memory_limit = math.huge else k.memory_limit = math.tointeger(tonumber(max or "")) end
+    how.cgroup_version = "read: /proc/self/cgroup has a v2 entry, mounted at " .. v2mount
+    how.memory_limit = max and ("read: %s/memory.max"):format(dir)
+      or ("not readable: %s/memory.max (the root cgroup has none)"):format(dir)
+  else
+    how.cgroup_version = "read: /proc/self/cgroup names no memory controller"
+  end
+  how.cgroup_path = how.cgroup_version
+end
+
+local function probe_caps(k, how)
+  local status = slurp("/proc/self/status") or ""
+  local euid = status:match("\nUid:%s*%d+%s+(%d+)")
+  k.root = euid == "0"
+  how.root = ("read: /proc/self/status Uid (effective %s)"):format(tostring(euid))
+  local capeff = status:match("\nCapEff:%s*(%x+)")
+  if capeff then
+    local bits = tonumber(capeff, 16) or 0
+    k.cap_sys_admin = (bits >> 21) & 1 == 1
+    k.cap_ipc_lock = (bits >> 14) & 1 == 1
+    how.cap_sys_admin = "read: /proc/self/status CapEff " .. capeff .. " (bit 21)"
+    how.cap_ipc_lock = "read: /proc/self/status CapEff " .. capeff .. " (bit 14)"
+  end
+end
+
+local function probe_perf(k, how)
+  k.perf_event_paranoid = number_at("/proc/sys/kernel/perf_event_paranoid")
+  how.perf_event_paranoid = "read: /proc/sys/kernel/perf_event_paranoid"
+  local c, err = core.fault_counter("minor", { source = "perf" })
+  k.perf_faults = c ~= nil
+  if c then c:close() end
+  how.perf_faults = c and "measured: perf_event_open(PERF_COUNT_SW_PAGE_FAULTS_MIN) opened"
+    or ("measured: perf_event_open refused: %s"):format(tostring(err))
+end
+
+local function probe()
+  local k, how = {}, {}
+  k.how = how
+  k.kernel = first_line("/proc/sys/kernel/osrelease") or "unknown"
+  how.kernel = "read: /proc/sys/kernel/osrelease"
+  k.page_size = core.page_size
+  how.page_size = "sysconf(_SC_PAGESIZE)"
+  local THP = "/sys/kernel/mm/transparent_hugepage/"
+  local mi = meminfo()
+  k.huge_page_size = number_at(THP .. "hpage_pmd_size")
+  how.huge_page_size = k.huge_page_size and "read: " .. THP .. "hpage_pmd_size"
+    or "not found: " .. THP .. "hpage_pmd_size"
+  if not k.huge_page_size and mi.Hugepagesize then
+    k.huge_page_size = mi.Hugepagesize
+    how.huge_page_size = "read: /proc/meminfo Hugepagesize (no THP in this kernel)"
+  end
+  local sizes = {}
+  for _, name in ipairs(core.listdir("/sys/kernel/mm/hugepages") or {}) do
+    local kb = name:match("^hugepages%-(%d+)kB$")
+    if kb then sizes[#sizes + 1] = math.tointeger(kb) * 1024 end
+  end
+  table.sort(sizes)
+  k.hugetlb_sizes = sizes
+  how.hugetlb_sizes = "read: the directories of /sys/kernel/mm/hugepages"
+  k.hugetlb_total, k.hugetlb_free = mi.HugePages_Total, mi.HugePages_Free
+  how.hugetlb_total, how.hugetlb_free = "read: /proc/meminfo HugePages_Total", "read: /proc/meminfo HugePages_Free"
+  k.thp_enabled = bracketed(THP .. "enabled") or "unavailable"
+  k.thp_defrag = bracketed(THP .. "defrag") or "unavailable"
+  how.thp_enabled, how.thp_defrag = "read: " .. THP .. "enabled", "read: " .. THP .. "defrag"
+  k.overcommit_memory = number_at("/proc/sys/vm/overcommit_memory")
+  k.overcommit_ratio = number_at("/proc/sys/vm/overcommit_ratio")
+  how.overcommit_memory, how.overcommit_ratio = "read: /proc/sys/vm/overcommit_memory",
+    "read: /proc/sys/vm/overcommit_ratio"
+  k.swap_total, k.swap_free = mi.SwapTotal, mi.SwapFree
+  how.swap_total, how.swap_free = "read: /proc/meminfo SwapTotal", "read: /proc/meminfo SwapFree"
+  k.ksm_run = number_at("/sys/kernel/mm/ksm/run")
+  k.ksm = k.ksm_run ~= nil
+  how.ksm = "read: /sys/kernel/mm/ksm/run " .. (k.ksm and "exists" or "is missing")
+  how.ksm_run = "read: /sys/kernel/mm/ksm/run"
+  local soft = core.getrlimit("memlock")
+  k.memlock_limit = soft
+  how.memlock_limit = "getrlimit(RLIMIT_MEMLOCK)"
+  probe_caps(k, how)
+  probe_cgroup(k, how)
+  probe_perf(k, how)
+  probe_zero_page(k, how)
+  if k.pfns_visible == nil then how.pfns_visible = "not measured" end
+  return k
+end
+
+--- The probes, measured on the first call and cached for the process.
+-- @param refresh probe again (after changing a setting)
+function M.probes(refresh)
+  if refresh or not cached then cached = probe() end
+  return cached
+end
+
+--- A copy fit for JSON: each field's value, and `how` beside them.
+function M.record()
+  local k = M.probes()
+  local out = {}
+  for _, f in ipairs(M.fields) do out[f] = k[f] end
+  out.how = k.how
+  return out
+end
+
+--- Is requirement `name` met by this machine? A requirement is a probe field
+-- that must be true (`"zero_page"`, `"pfns_visible"`, `"perf_faults"`,
+-- `"root"`, ...), or one of "thp" (THP not "never"), "hugetlb" (free hugetlb
+-- pages), "swap" (swap configured), "ksm_running".
+-- @return true, or false and the reason in words, with the probe's evidence
+function M.has(name)
+  local k = M.probes()
+  local why
+  if name == "thp" then
+    if k.thp_enabled ~= "never" and k.thp_enabled ~= "unavailable" then return true end
+    why = ("transparent huge pages are '%s'"):format(k.thp_enabled)
+  elseif name == "hugetlb" then
+    if (k.hugetlb_free or 0) > 0 then return true end
+    why = ("no free hugetlb pages (HugePages_Free %s)"):format(tostring(k.hugetlb_free))
+  elseif name == "swap" then
+    if (k.swap_total or 0) > 0 then return true end
+    why = "this machine has no swap (SwapTotal 0)"
+  elseif name == "ksm_running" then
+    if k.ksm_run == 1 then return true end
+    why = k.ksm and "KSM is not running (/sys/kernel/mm/ksm/run is " .. tostring(k.ksm_run) .. ")"
+      or "this kernel has no KSM"
+  elseif name == "zero_page" then
+    if k.zero_page then return true end
+    why = k.zero_page == false and "this kernel does not map the zero page for read faults ("
+        .. k.how.zero_page .. ")"
+      or "whether this kernel maps the zero page could not be measured (" .. tostring(k.how.zero_page) .. ")"
+  elseif M.meaning[name] ~= nil then
+    if k[name] == true then return true end
+    why = ("%s: no (%s)"):format(M.meaning[name], tostring(k.how[name]))
+  else
+    error(("vmlab.kernel.has: unknown requirement '%s'"):format(tostring(name)), 2)
+  end
+  return false, why
+end
+
+return setmetatable(M, { __call = function(_, refresh) return M.probes(refresh) end })
