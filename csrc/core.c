@@ -165,6 +165,64 @@ void vmlab_check_known_fields(lua_State *L, int idx, const char *const known[]) 
   }
 }
 
+lua_Integer vmlab_check_int_range(lua_State *L, int idx, lua_Integer lo, lua_Integer hi) {
+  lua_Integer v = check_integer_arg(L, idx);
+  if (v < lo || v > hi)
+    luaL_argerror(L, idx, lua_pushfstring(L, "%I is out of range (%I .. %I)", v, lo, hi));
+  return v;
+}
+
+lua_Integer vmlab_opt_int_range_field(lua_State *L, int idx, const char *k, lua_Integer def,
+                                      lua_Integer lo, lua_Integer hi) {
+  lua_Integer v = vmlab_opt_int_field(L, idx, k, def);
+  if (v < lo || v > hi) luaL_error(L, "bad option '%s' (%I is out of range (%I .. %I))", k, v, lo, hi);
+  return v;
+}
+
+const char *vmlab_check_cstring(lua_State *L, int idx, size_t *len) {
+  size_t n;
+  const char *s = luaL_checklstring(L, idx, &n);
+  luaL_argcheck(L, memchr(s, '\0', n) == NULL, idx, "string contains a NUL byte");
+  if (len != NULL) *len = n;
+  return s;
+}
+
+int vmlab_check_option(lua_State *L, int idx, const char *def, const char *const lst[]) {
+  if (lua_type(L, idx) == LUA_TSTRING || lua_type(L, idx) == LUA_TNUMBER) vmlab_check_cstring(L, idx, NULL);
+  return luaL_checkoption(L, idx, def, lst);
+}
+
+const char *vmlab_push_string_field(lua_State *L, int idx, const char *k) {
+  if (!opt_field(L, idx, k, LUA_TSTRING)) {
+    lua_pushnil(L);
+    return NULL;
+  }
+  size_t n;
+  const char *s = lua_tolstring(L, -1, &n);
+  if (memchr(s, '\0', n) != NULL) luaL_error(L, "bad option '%s' (string contains a NUL byte)", k);
+  return s;
+}
+
+int vmlab_opt_option_field(lua_State *L, int idx, const char *k, const char *def, const char *const lst[]) {
+  const char *s = vmlab_push_string_field(L, idx, k);
+  if (s == NULL) s = def;
+  for (int i = 0; s != NULL && lst[i] != NULL; i++)
+    if (strcmp(lst[i], s) == 0) {
+      lua_pop(L, 1);
+      return i;
+    }
+  luaL_Buffer b; /* "bad option 'kind' (\"all\", \"minor\" or \"major\" expected, got \"x\")" */
+  luaL_buffinit(L, &b);
+  for (int i = 0; lst[i] != NULL; i++) {
+    if (i > 0) luaL_addstring(&b, lst[i + 1] == NULL ? " or " : ", ");
+    luaL_addchar(&b, '"');
+    luaL_addstring(&b, lst[i]);
+    luaL_addchar(&b, '"');
+  }
+  luaL_pushresult(&b);
+  return luaL_error(L, "bad option '%s' (%s expected, got \"%s\")", k, lua_tostring(L, -1), s != NULL ? s : "nil");
+}
+
 double vmlab_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -235,8 +293,8 @@ static int core_sleep(lua_State *L) {
    (io.stdin, io.stdout, ...) -- see isatty(3) */
 static int core_isatty(lua_State *L) {
   int fd;
-  if (lua_isinteger(L, 1)) {
-    fd = (int)lua_tointeger(L, 1);
+  if (lua_type(L, 1) == LUA_TNUMBER) {
+    fd = (int)vmlab_check_int_range(L, 1, INT_MIN, INT_MAX);
   } else {
     luaL_Stream *f = luaL_checkudata(L, 1, LUA_FILEHANDLE);
     luaL_argcheck(L, f->closef != NULL && f->f != NULL, 1, "file is closed");

@@ -33,7 +33,8 @@ typedef struct spawn_exec_error {
 static const char *const spawn_stage_names[] = {"exec", "chdir", "dup2", "prctl"};
 
 /* A NULL-terminated array of copies of `n` strings taken from the Lua stack
-   values at base..base+n-1, in one userdata left on the stack. */
+   values at base..base+n-1 (already checked: strings without NUL), in one
+   userdata left on the stack. */
 static char **spawn_string_array(lua_State *L, int base, int n) {
   size_t bytes = sizeof(char *) * (size_t)(n + 1);
   for (int i = 0; i < n; i++) bytes += lua_rawlen(L, base + i) + 1;
@@ -50,6 +51,14 @@ static char **spawn_string_array(lua_State *L, int base, int n) {
   return arr;
 }
 
+/* The string (or number, converted in place) at stack index i must hold no
+   NUL byte: exec(2) would silently cut it there. */
+static int spawn_has_nul(lua_State *L, int i) {
+  size_t len;
+  const char *s = lua_tolstring(L, i, &len);
+  return memchr(s, '\0', len) != NULL;
+}
+
 /* argv table at idx -> char *[]; the userdata holding it is pushed. */
 static char **spawn_check_argv(lua_State *L, int idx) {
   luaL_checktype(L, idx, LUA_TTABLE);
@@ -59,11 +68,12 @@ static char **spawn_check_argv(lua_State *L, int idx) {
   luaL_checkstack(L, (int)n + 4, "argv is too long");
   int base = lua_gettop(L) + 1;
   for (lua_Integer i = 1; i <= n; i++) {
-    int t = lua_geti(L, idx, i);
+    int t = lua_geti(L, idx, i); /* stays on the stack: anchored until copied */
     if (t != LUA_TSTRING && t != LUA_TNUMBER)
       luaL_error(L, "bad argument #%d to 'spawn' (argv[%d] must be a string, got %s)", idx,
                  (int)i, luaL_typename(L, -1));
-    lua_tostring(L, -1);
+    if (spawn_has_nul(L, -1))
+      luaL_error(L, "bad argument #%d to 'spawn' (argv[%d] contains a NUL byte)", idx, (int)i);
   }
   char **argv = spawn_string_array(L, base, (int)n);
   lua_replace(L, base);
@@ -71,13 +81,10 @@ static char **spawn_check_argv(lua_State *L, int idx) {
   return argv;
 }
 
-/* opts.env: {NAME = "value" | false} merged over the inherited environment
-   (or over nothing with opts.clear_env). Pushes the holder userdata. */
-static char **spawn_build_env(lua_State *L, int opts, int clear) {
-  int env = lua_gettop(L) + 1;
-  lua_getfield(L, opts, "env");
-  if (!lua_isnil(L, env) && !lua_istable(L, env))
-    luaL_error(L, "bad option 'env' (table expected, got %s)", luaL_typename(L, env));
+/* opts.env (the table at env, or nil): {NAME = "value" | false} merged over
+   the inherited environment (or over nothing with clear). Pushes the holder
+   userdata. */
+static char **spawn_build_env(lua_State *L, int env, int clear) {
   int base = lua_gettop(L) + 1, n = 0;
   if (!clear) {
     for (char **e = environ; *e != NULL; e++) {
@@ -97,15 +104,17 @@ static char **spawn_build_env(lua_State *L, int opts, int clear) {
   if (lua_istable(L, env)) {
     lua_pushnil(L);
     while (lua_next(L, env) != 0) {
-      if (lua_type(L, -2) != LUA_TSTRING || lua_rawlen(L, -2) == 0 ||
+      if (lua_type(L, -2) != LUA_TSTRING || lua_rawlen(L, -2) == 0 || spawn_has_nul(L, -2) ||
           strchr(lua_tostring(L, -2), '=') != NULL)
-        luaL_error(L, "bad option 'env' (keys must be variable names without '=')");
+        luaL_error(L, "bad option 'env' (keys must be variable names without '=' or NUL)");
       if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
         lua_pop(L, 1);
         continue;
       }
       if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
         luaL_error(L, "bad option 'env' (value of %s must be a string or false)", lua_tostring(L, -2));
+      if (spawn_has_nul(L, -1))
+        luaL_error(L, "bad option 'env' (value of %s contains a NUL byte)", lua_tostring(L, -2));
       lua_pushfstring(L, "%s=%s", lua_tostring(L, -2), lua_tostring(L, -1));
       lua_insert(L, -3); /* entry below key and value */
       lua_pop(L, 1);
@@ -113,26 +122,27 @@ static char **spawn_build_env(lua_State *L, int opts, int clear) {
       luaL_checkstack(L, 3, "environment is too large");
     }
   }
-  char **envp = spawn_string_array(L, base, n);
-  lua_replace(L, env);
-  lua_settop(L, env);
-  return envp;
+  return spawn_string_array(L, base, n);
 }
 
-/* opts.stdin/stdout/stderr (checked already): a path ("null" is /dev/null;
-   say "./null" for a file of that name) or an open Lua file;
-   -> fd >= 3, close-on-exec; -1 when absent; -2 with errno set on failure. */
-static int spawn_redirect_fd(lua_State *L, int opts, const char *k, int flags) {
-  int fd = -1, t = lua_getfield(L, opts, k);
+/* The redirection value at stack index v (checked already): a path ("null"
+   is /dev/null; say "./null" for a file of that name) or an open Lua file;
+   -> fd >= 3, close-on-exec; -1 when absent; -2 with errno set on failure.
+   Never raises, so no descriptor opened before it can leak. */
+static int spawn_redirect_fd(lua_State *L, int v, int flags) {
+  int fd = -1, t = lua_type(L, v);
   if (t == LUA_TSTRING) {
-    const char *path = lua_tostring(L, -1);
+    const char *path = lua_tostring(L, v);
     fd = open(strcmp(path, "null") == 0 ? "/dev/null" : path, flags | O_CLOEXEC, 0666);
   } else if (t != LUA_TNIL) {
-    luaL_Stream *s = luaL_checkudata(L, -1, LUA_FILEHANDLE);
+    luaL_Stream *s = lua_touserdata(L, v);
+    if (s->closef == NULL || s->f == NULL) { /* closed since the check (by a finalizer?) */
+      errno = EBADF;
+      return -2;
+    }
     fflush(s->f);
     fd = fcntl(fileno(s->f), F_DUPFD_CLOEXEC, 3);
   }
-  lua_pop(L, 1);
   if (fd < 0) return t == LUA_TNIL ? -1 : -2;
   if (fd < 3) { /* keep it clear of the slots it is going to replace */
     int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
@@ -191,6 +201,8 @@ fail:
 static int spawn_process(lua_State *L) {
   static const char *const known[] = {"cwd", "env", "clear_env", "stdin", "stdout",
                                       "stderr", "death_signal", NULL};
+  static const char *const names[3] = {"stdin", "stdout", "stderr"};
+  static const char *const open_what[3] = {"open stdin", "open stdout", "open stderr"};
   lua_settop(L, 2);
   char **argv = spawn_check_argv(L, 1); /* holder at 3 */
   vmlab_check_known_fields(L, 2, known);
@@ -198,35 +210,40 @@ static int spawn_process(lua_State *L) {
     lua_newtable(L);
     lua_replace(L, 2);
   }
-  const char *cwd = vmlab_opt_string_field(L, 2, "cwd", NULL);
+  /* Each option is read once (an __index metamethod may answer differently
+     each time) and its value kept on the stack while it is used. */
+  const char *cwd = vmlab_push_string_field(L, 2, "cwd"); /* at 4 */
   int clear = vmlab_opt_bool_field(L, 2, "clear_env", 0);
   lua_getfield(L, 2, "death_signal");
   int deathsig = vmlab_to_signal(L, -1, 0, "death_signal");
   lua_pop(L, 1);
+  int env = lua_gettop(L) + 1; /* 5 */
   lua_getfield(L, 2, "env");
-  int want_env = !lua_isnil(L, -1) || clear;
-  lua_pop(L, 1);
-  char **envp = want_env ? spawn_build_env(L, 2, clear) : environ;
-  if (!want_env) lua_pushnil(L); /* keep the stack shape: holder at 4 */
-  vmlab_child *c = vmlab_child_new(L);
-
-  static const char *const names[3] = {"stdin", "stdout", "stderr"};
-  int fds[3] = {-1, -1, -1}, pfd[2] = {-1, -1}, err = 0;
-  const char *what = NULL;
+  if (!lua_isnil(L, env) && !lua_istable(L, env))
+    luaL_error(L, "bad option 'env' (table expected, got %s)", luaL_typename(L, env));
+  int redir = lua_gettop(L) + 1; /* 6, 7, 8: stdin, stdout, stderr */
   for (int i = 0; i < 3; i++) { /* check all before opening any: no fd leaks on a raise */
     int t = lua_getfield(L, 2, names[i]);
     luaL_Stream *s = t == LUA_TUSERDATA ? luaL_testudata(L, -1, LUA_FILEHANDLE) : NULL;
-    if (t != LUA_TNIL && t != LUA_TSTRING && (s == NULL || s->closef == NULL))
+    if (t != LUA_TNIL && t != LUA_TSTRING && (s == NULL || s->closef == NULL || s->f == NULL))
       luaL_error(L, "bad option '%s' (path or open file expected, got %s)", names[i],
                  s != NULL ? "a closed file" : luaL_typename(L, -1));
-    lua_pop(L, 1);
+    if (t == LUA_TSTRING && spawn_has_nul(L, -1))
+      luaL_error(L, "bad option '%s' (path contains a NUL byte)", names[i]);
   }
+  int want_env = !lua_isnil(L, env) || clear;
+  char **envp = want_env ? spawn_build_env(L, env, clear) : environ;
+  if (!want_env) lua_pushnil(L); /* keep the stack shape: holder at 9 */
+  vmlab_child *c = vmlab_child_new(L);
+
+  int fds[3] = {-1, -1, -1}, pfd[2] = {-1, -1}, err = 0;
+  const char *what = NULL;
   for (int i = 0; i < 3 && what == NULL; i++) {
     int flags = i == 0 ? O_RDONLY : O_WRONLY | O_CREAT | O_TRUNC;
-    fds[i] = spawn_redirect_fd(L, 2, names[i], flags);
+    fds[i] = spawn_redirect_fd(L, redir + i, flags);
     if (fds[i] == -2) {
       err = errno;
-      what = lua_pushfstring(L, "open %s", names[i]);
+      what = open_what[i];
     }
   }
   if (what == NULL && pipe2(pfd, O_CLOEXEC) != 0) {

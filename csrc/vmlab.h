@@ -109,10 +109,33 @@ void vmlab_field_range(lua_State *L, int idx, size_t size, size_t *off,
 lua_Integer vmlab_opt_int_field(lua_State *L, int idx, const char *k,
                                 lua_Integer def);
 int vmlab_opt_bool_field(lua_State *L, int idx, const char *k, int def);
+/* NOT anchored: the string is popped before it is returned, so a value an
+   __index metamethod made may be freed by the next allocation. Use
+   vmlab_push_string_field (paths) or vmlab_opt_option_field (names). */
 const char *vmlab_opt_string_field(lua_State *L, int idx, const char *k,
                                    const char *def);
 /* Raise if the table at idx has a key that is not in the NULL-ended list. */
 void vmlab_check_known_fields(lua_State *L, int idx, const char *const known[]);
+/* Argument idx as an integer lo..hi (the range of the C type it becomes);
+   raises naming the argument, with the range, otherwise. */
+lua_Integer vmlab_check_int_range(lua_State *L, int idx, lua_Integer lo, lua_Integer hi);
+/* Optional integer field k of the options table at idx (default def), lo..hi. */
+lua_Integer vmlab_opt_int_range_field(lua_State *L, int idx, const char *k, lua_Integer def,
+                                      lua_Integer lo, lua_Integer hi);
+/* Argument idx as a C string: a string (or number) without NUL bytes,
+   else raises naming the argument. */
+const char *vmlab_check_cstring(lua_State *L, int idx, size_t *len);
+/* luaL_checkoption that also refuses a NUL byte ("rw\0" is not "rw"). */
+int vmlab_check_option(lua_State *L, int idx, const char *def, const char *const lst[]);
+/* String option k of the table at idx: PUSHES one value, the string or nil
+   when the field (or the whole table) is absent, and returns it (NULL for
+   nil). The pointer stays valid while that value stays on the stack (a value
+   from an __index metamethod has no other anchor). Raises naming the option
+   when it is not a string or holds a NUL byte. */
+const char *vmlab_push_string_field(lua_State *L, int idx, const char *k);
+/* String option k of the table at idx, one of the NULL-ended list lst (def
+   when absent): its index. Raises naming the option and the choices. */
+int vmlab_opt_option_field(lua_State *L, int idx, const char *k, const char *def, const char *const lst[]);
 
 /* ------------------------------------------------------------------ */
 /* Errors                                                              */
