@@ -17,6 +17,17 @@
 -- work too. Faults are this process's, from getrusage(2) (vm.rusage): the few
 -- faults the interpreter takes around the call count as well, which the
 -- default tolerances allow for.
+--
+-- Probes for spec authors (vmlab.kernel): a spec of something not every
+-- machine shows asks first, and is pending, with the reason, where it cannot:
+--
+--     local need = require("vmlab.assert").requires
+--     it("reading fresh memory maps the zero page", function()
+--       if not need("zero_page") then return end   -- pending: "needs zero_page: this kernel does not ..."
+--       ...
+--     end)
+--     assert.claim_holds(result, "read_zero_page")  -- an experiment's claim: must hold where the
+--                                                   -- probes say it can; pending where they say not
 -- @module vmlab.assert
 local luassert = require "luassert"
 local say = require "say"
@@ -60,6 +71,78 @@ function M.tolerance(tol, expected, default)
     if f then return tonumber(n) * f end
   end
   error(("bad tolerance %q (a number, a fraction such as 0.05, \"5%%\" or \"1MiB\")"):format(tostring(tol)), 3)
+end
+
+-- busted's pending() of the running test: busted puts it in the test
+-- function's environment (_ENV), not in the globals this module sees.
+local function busted_pending()
+  local g = rawget(_G, "pending")
+  if type(g) == "function" then return g end
+  for level = 3, 30 do
+    local info = debug.getinfo(level, "f")
+    if not info then break end
+    for i = 1, 255 do
+      local name, value = debug.getupvalue(info.func, i)
+      if not name then break end
+      if name == "_ENV" and type(value) == "table" and type(value.pending) == "function" then
+        return value.pending
+      end
+    end
+  end
+  return nil
+end
+
+--- Mark the running busted test pending with `why` (outside busted: nothing).
+function M.pending(why)
+  local p = busted_pending()
+  if p then p(why) end
+end
+
+--- Does this machine have every capability named (vmlab.kernel.has names:
+-- "zero_page", "pfns_visible", "perf_faults", "thp", "hugetlb", "swap", "root", ...)?
+-- Where one is missing, the running busted test is marked pending with the
+-- reason and false is returned: `if not need("zero_page") then return end`.
+function M.requires(...)
+  local kernel = require "vmlab.kernel"
+  for i = 1, select("#", ...) do
+    local name = select(i, ...)
+    local ok, why = kernel.has(name)
+    if not ok then
+      M.pending(("needs %s: %s"):format(name, why))
+      return false
+    end
+  end
+  return true
+end
+
+--- Assert that claim `id` of an experiment's result (experiments.run) held,
+-- where the kernel probes say this machine can show it; where they say it
+-- cannot, the running test is pending with their reason. A claim skipped on a
+-- machine that supports it fails: a spec must not skip what it can check.
+-- @return the decided claim
+function M.claim_holds(result, id)
+  local claims = type(result) == "table" and result.claims
+  if type(claims) ~= "table" then
+    error("bad argument #1 to 'claim_holds' (an experiment's result with claims expected)", 2)
+  end
+  local c
+  for _, x in ipairs(claims) do if x.id == id then c = x end end
+  if not c then
+    local ids = {}
+    for _, x in ipairs(claims) do ids[#ids + 1] = x.id end
+    error(("bad argument #2 to 'claim_holds' (no claim '%s'; there are: %s)"):format(tostring(id),
+      table.concat(ids, ", ")), 2)
+  end
+  if c.expected == false then
+    M.pending(("this machine cannot show it: %s"):format(tostring(c.why)))
+    return c
+  end
+  if c.holds ~= true then
+    error(("claim '%s' (%s) %s: measured: %s; why: %s"):format(c.id, c.text,
+      c.holds == false and "did not hold" or "was skipped although the probes say this machine can show it",
+      tostring(c.evidence), tostring(c.why)), 2)
+  end
+  return c
 end
 
 --- Page faults (minor, major) of this process so far.

@@ -294,12 +294,15 @@ function report.text(record, e)
   end
   out[#out + 1] = ""
   if result.skipped then out[#out + 1] = "SKIPPED: " .. tostring(result.skipped) end
-  render_table(out, "  ", report.text_view(result, e), unit_map, e.fields)
+  local view = report.text_view(result, e)
+  view.claims = nil
+  render_table(out, "  ", view, unit_map, e.fields)
+  report.claims_lines(out, result, e)
   if type(e.explain) == "function" then
     local ok, lines = pcall(e.explain, result, record.params or {})
     if ok and type(lines) == "table" and #lines > 0 then
       out[#out + 1] = ""
-      out[#out + 1] = "What it shows:"
+      out[#out + 1] = "In numbers:"
       for _, l in ipairs(lines) do out[#out + 1] = "  " .. l end
     elseif not ok then
       out[#out + 1] = ""
@@ -307,6 +310,39 @@ function report.text(record, e)
     end
   end
   return table.concat(out, "\n") .. "\n"
+end
+
+local verdict = { [true] = "held", [false] = "DID NOT HOLD", skipped = "skipped" }
+
+--- The word for a claim's outcome: "held", "DID NOT HOLD" or "skipped".
+function report.verdict(claim)
+  return verdict[claim.holds] or tostring(claim.holds)
+end
+
+--- Append "What it shows:" to out: every decided claim of the result with
+-- its verdict, its evidence, and why where it did not hold (or was skipped);
+-- a claim that held adds the experiment's explanation of it.
+function report.claims_lines(out, result, e)
+  local claims = result.claims
+  if type(claims) ~= "table" or #claims == 0 then return out end
+  local by_id = {}
+  for _, c in ipairs(e and e.claims or {}) do by_id[c.id] = c end
+  out[#out + 1] = ""
+  out[#out + 1] = "What it shows (each claim decided from this run's numbers):"
+  local pad_to = 14
+  for _, c in ipairs(claims) do
+    local word = report.verdict(c)
+    out[#out + 1] = "  " .. word .. (" "):rep(math.max(1, pad_to - #word)) .. c.text
+    local indent = "  " .. (" "):rep(pad_to)
+    if c.evidence and c.evidence ~= "" then out[#out + 1] = indent .. "measured: " .. c.evidence end
+    if c.holds ~= true and c.why then out[#out + 1] = indent .. "why: " .. c.why end
+    local spec = by_id[c.id]
+    if c.holds == true and spec and type(spec.explain) == "function" then
+      local ok, line = pcall(spec.explain, result)
+      if ok and type(line) == "string" and line ~= "" then out[#out + 1] = indent .. line end
+    end
+  end
+  return out
 end
 
 -- ---------------------------------------------------------------------------

@@ -7,6 +7,15 @@
 --     params = { size = 64 * 1024 * 1024, ... },   -- defaults; sizes in bytes
 --     run = function(params) ... return result end, -- sizes in bytes, times in seconds
 --     explain = function(result, params) return { "line", ... } end,  -- optional
+--     claims = {                                   -- what the lab says this run shows, each decided
+--       { id = "read_faults", text = "a first read faults once per page",   -- from the result:
+--         requires = "zero_page",                  -- optional: vmlab.kernel.has() names (a string or a
+--                                                  -- list): where one is unmet the claim may fail, and
+--                                                  -- its reason becomes the claim's `why`
+--         decide = function(result, kernel) return holds, evidence, why end,
+--                                                  -- holds: true | false | nil (nothing decides it)
+--         explain = function(result) return "line" end },    -- optional: said when it held
+--     },
 --     tour = { size = ... },                       -- optional: params for `vmlab tour`
 --     units = { field = "bytes" | "seconds" | "count" | "address" | "ns" | "rate" | "percent" | "text" }, -- optional
 --     fields = { "size", "pages", ... },           -- optional: the order of the report's rows
@@ -16,6 +25,9 @@
 --                                                  -- read mode, else params.size or params.pages pages)
 --   }
 -- A result `{ skipped = "reason", ... }` means the machine cannot show it.
+-- experiments.run adds `result.claims`: { {id=, text=, holds = true | false | "skipped",
+-- evidence = "the measured numbers", why = "..." (when it did not hold or was skipped),
+-- expected = false where the kernel probes say this machine cannot show it}, ... }.
 --
 --   local experiments = require "vmlab.experiments"
 --   experiments.names()                     --> { "lazy", "read-write", ... }
@@ -80,6 +92,13 @@ local function check(mod, name)
   if type(mod.summary) ~= "string" then bad("it has no summary") end
   if mod.params == nil then mod.params = {} end
   if type(mod.params) ~= "table" then bad("params must be a table") end
+  if mod.claims == nil then mod.claims = {} end -- TODO(issue 8): every experiment states claims
+  if type(mod.claims) ~= "table" then bad("claims must be a list") end
+  for i, c in ipairs(mod.claims) do
+    if type(c.id) ~= "string" or type(c.text) ~= "string" or type(c.decide) ~= "function" then
+      bad(("claim %d needs an id, a text and a decide function"):format(i))
+    end
+  end
   return mod
 end
 
@@ -136,6 +155,82 @@ function experiments.system_info()
   }
 end
 
+--- What the JSON's "system" says, with every kernel probe (vmlab.kernel).
+function experiments.system_record()
+  local s = experiments.system_info()
+  s.probes = require("vmlab.kernel").record()
+  return s
+end
+
+-- The first unmet requirement of a claim: nil, or its reason.
+local function unmet(claim)
+  local req = claim.requires
+  if req == nil then return nil end
+  local kernel = require "vmlab.kernel"
+  for _, name in ipairs(type(req) == "table" and req or { req }) do
+    local ok, why = kernel.has(name)
+    if not ok then return why end
+  end
+  return nil
+end
+experiments.unmet = unmet
+
+--- Decide an experiment's claims from one result: a list of
+-- { id=, text=, holds = true | false | "skipped", evidence=, why= }.
+-- A claim that did not hold names the probe that explains it (its unmet
+-- requirement) or says the cause is unknown; a whole skipped result skips
+-- every claim with its reason.
+function experiments.decide(e, result)
+  local out = {}
+  local k = require("vmlab.kernel")()
+  for _, c in ipairs(e.claims or {}) do
+    local rec = { id = c.id, text = c.text }
+    local cannot = unmet(c)
+    rec.expected = cannot == nil -- the probes say this machine can show it
+    if result.skipped then
+      rec.holds, rec.why = "skipped", tostring(result.skipped)
+    else
+      local ok, holds, evidence, why = pcall(c.decide, result, k)
+      if not ok then
+        rec.holds, rec.why = "skipped", "could not be decided: " .. tostring(holds)
+      elseif holds == nil then
+        rec.holds, rec.evidence = "skipped", evidence
+        rec.why = why or cannot or "no evidence available on this machine decides it"
+      else
+        rec.holds, rec.evidence = holds and true or false, evidence
+        if not holds then rec.why = why or cannot or "the cause is unknown" end
+      end
+    end
+    out[#out + 1] = rec
+  end
+  return out
+end
+
+--- The claim `id` of a result (after experiments.run), or nil.
+function experiments.claim(result, id)
+  for _, c in ipairs(result and result.claims or {}) do
+    if c.id == id then return c end
+  end
+  return nil
+end
+
+--- Did claim `id` of this result hold? (false when it did not or was skipped)
+function experiments.held(result, id)
+  local c = experiments.claim(result, id)
+  return c ~= nil and c.holds == true
+end
+
+--- Counts of a list of decided claims: held, did not hold, skipped.
+function experiments.tally(claims)
+  local held, failed, skipped = 0, 0, 0
+  for _, c in ipairs(claims or {}) do
+    if c.holds == true then held = held + 1
+    elseif c.holds == false then failed = failed + 1
+    else skipped = skipped + 1 end
+  end
+  return held, failed, skipped
+end
+
 local now = vm.now
 
 --- Run experiment `name` with `opts` over its defaults.
@@ -151,9 +246,10 @@ function experiments.run(name, opts, how)
   if type(result) ~= "table" then
     error(("experiment '%s' returned %s instead of a result table"):format(name, type(result)), 0)
   end
+  result.claims = experiments.decide(e, result)
   local record = {
     experiment = name, summary = e.summary, params = params,
-    system = experiments.system_info(), result = result, seconds = now() - t0,
+    system = experiments.system_record(), result = result, seconds = now() - t0,
   }
   return result, record
 end

@@ -1,18 +1,22 @@
 --- read-write: the first touch of fresh memory, read against write.
--- A first read faults too, but the kernel maps every page to one shared,
--- read-only page of zeros (the zero page): no new memory, one frame for all.
--- A later write to such a page faults again and gets a private copy. A first
--- write allocates and zeroes a frame per page. (000_*.txt: "reads vs writes".)
+-- A first read faults too; on most kernels it maps every page to one shared,
+-- read-only page of zeros (the zero page): no new memory, one frame for all,
+-- and a later write faults again to get a private copy. Some kernels (s390,
+-- some virtual machines, `pvm_no_zero_page=1`) give a read its own frame, and
+-- shared memory (`--share shared`) never uses the zero page: the claims below
+-- say which happened. A first write allocates and zeroes a frame per page.
+-- (000_*.txt: "reads vs writes".)
 local vm = require "vmlab"
 
 local M = {
   name = "read-write",
-  summary = "first-touch read maps the shared zero page (no RSS); first-touch write allocates a frame per page",
-  params = { size = 64 * 1024 * 1024 },
+  summary = "a first read of fresh memory faults: does it map the shared zero page? a first write gets a frame",
+  params = { size = 64 * 1024 * 1024, share = "private" },
+  choices = { share = { "private", "shared" } },
   tour = { size = 64 * 1024 * 1024 },
   writes = function(p) return 2 * p.size end, -- two regions of size, both written
-  fields = { "size", "pages", "write_after_read_faults", "write_after_read_rss_growth",
-             "minor_faults", "rss_growth", "seconds", "ns_per_page", "gib_per_s", "distinct_frames" },
+  fields = { "share", "size", "pages", "write_after_read_faults", "write_after_read_rss_growth",
+             "minor_faults", "rss_growth", "seconds", "ns_per_page", "gib_per_s", "distinct_frames", "pfnzero" },
 }
 
 local function rss()
@@ -31,14 +35,15 @@ local function distinct_frames(r)
 end
 
 -- Map fresh memory, touch it once in `mode`; the region stays open.
-local function first_touch(size, mode)
-  local r = assert(vm.mmap(size))
-  r:advise("nohugepage") -- one fault per 4 KiB page
+local function first_touch(size, mode, share)
+  local r = assert(vm.mmap(size, { share = share }))
+  r:advise("nohugepage") -- one fault per base page
   collectgarbage("collect")
   local before = rss()
   local t = r:touch(mode, { sample = 1 << 20 }) -- timeline: a sample every 1 MiB
   local after = rss()
   local frames, why = distinct_frames(r)
+  local scan = r:scan() -- PAGEMAP_SCAN: pages on the zero page, no privilege needed (Linux 6.7+)
   return r, {
     minor_faults = t.minor_faults,
     rss_growth = after - before,
@@ -46,48 +51,101 @@ local function first_touch(size, mode)
     ns_per_page = t.seconds * 1e9 / t.pages,
     gib_per_s = size / t.seconds / 2 ^ 30,
     distinct_frames = frames,
+    pfnzero = scan and scan.pfnzero,
     timeline = t.timeline,
   }, why
 end
 
---- params: size (bytes)
+--- params: size (bytes), share ("private", or "shared": shared memory, whose reads never map the zero page)
 function M.run(p)
-  local result = { size = p.size, pages = (p.size + vm.page_size - 1) // vm.page_size }
-  local r, read, why = first_touch(p.size, "read")
+  local result = { share = p.share, size = p.size, pages = (p.size + vm.page_size - 1) // vm.page_size }
+  local r, read, why = first_touch(p.size, "read", p.share)
   result.read = read
-  -- now write the pages that were only read: each faults again (zero page -> own copy)
+  -- now write the pages that were only read: on the zero page each faults again
   local before = rss()
   local w = r:touch("write")
   result.write_after_read_faults = w.minor_faults
   result.write_after_read_rss_growth = rss() - before
   r:close()
-  local r2, write = first_touch(p.size, "write")
+  local r2, write = first_touch(p.size, "write", p.share)
   r2:close()
   result.write = write
   if why then result.frames_hidden = why end
   return result
 end
 
+local u = vm.units
+
+-- n is within [lo, hi] times the page count
+local function per_page(n, pages, lo, hi)
+  return n ~= nil and n >= pages * lo and n <= pages * hi
+end
+
+M.claims = {
+  { id = "read_faults",
+    text = "a first read of fresh memory faults once per page",
+    decide = function(r)
+      return per_page(r.read.minor_faults, r.pages, 0.9, 1.1),
+        ("%s minor faults for %s pages"):format(u.count(r.read.minor_faults), u.count(r.pages))
+    end },
+  { id = "read_zero_page",
+    text = "a first read maps the shared zero page: RSS does not grow, one frame stands behind every page",
+    requires = "zero_page",
+    decide = function(r)
+      local why = r.share == "shared" and
+        "shared memory never maps the zero page: a read fault of shmem allocates a page of its own" or nil
+      local rd = r.read
+      local parts = { ("RSS %s%s"):format(rd.rss_growth >= 0 and "+" or "", u.bytes(rd.rss_growth)) }
+      local holds = rd.rss_growth < r.size * 0.1
+      if rd.distinct_frames then
+        parts[#parts + 1] = ("%s distinct frame(s) behind %s pages"):format(u.count(rd.distinct_frames),
+          u.count(r.pages))
+        holds = holds and rd.distinct_frames <= 2
+      end
+      if rd.pfnzero then
+        parts[#parts + 1] = ("PAGEMAP_SCAN: %s of %s pages on the zero page"):format(u.count(rd.pfnzero),
+          u.count(r.pages))
+        holds = holds and rd.pfnzero >= r.pages * 0.9
+      end
+      return holds, table.concat(parts, ", "), why
+    end,
+    explain = function(r)
+      return "The kernel reserved no memory for the reads: every page points at its one read-only page of zeros."
+    end },
+  { id = "write_after_read_faults",
+    text = "a write to pages that were only read faults again, once per page, and RSS grows by their size",
+    requires = "zero_page",
+    decide = function(r)
+      local why = r.share == "shared" and
+        "shared memory never maps the zero page, so its read already gave each page a writable frame" or nil
+      local holds = per_page(r.write_after_read_faults, r.pages, 0.9, 1.1)
+        and r.write_after_read_rss_growth >= r.size * 0.9
+      return holds, ("%s minor faults for %s pages, RSS +%s"):format(u.count(r.write_after_read_faults),
+        u.count(r.pages), u.bytes(r.write_after_read_rss_growth)), why
+    end,
+    explain = function()
+      return "Each write replaced the zero page with a private, zeroed frame: copy-on-write from the zero page."
+    end },
+  { id = "write_gets_frames",
+    text = "a first write faults once per page and gives every page a frame of its own",
+    decide = function(r)
+      local w = r.write
+      local holds = per_page(w.minor_faults, r.pages, 0.9, 1.1) and w.rss_growth >= r.size * 0.9
+      local ev = ("%s minor faults, RSS +%s"):format(u.count(w.minor_faults), u.bytes(w.rss_growth))
+      if w.distinct_frames then
+        holds = holds and w.distinct_frames >= r.pages * 0.99
+        ev = ev .. (", %s distinct frames for %s pages"):format(u.count(w.distinct_frames), u.count(r.pages))
+      end
+      return holds, ev
+    end },
+}
+
+--- Measurements only; what they mean is decided by the claims.
 function M.explain(r)
-  local u = vm.units
-  local lines = {
-    ("Reading %s pages of fresh memory cost %s faults but RSS grew only %s:"):format(
-      u.count(r.pages), u.count(r.read.minor_faults), u.bytes(r.read.rss_growth)),
+  return {
+    ("Per page: a first read took %.0f ns, a first write %.0f ns.")
+      :format(r.read.ns_per_page, r.write.ns_per_page),
   }
-  if r.read.distinct_frames then
-    lines[#lines + 1] = ("  pagemap shows %s distinct frame(s) behind them: every page maps the kernel's zero page.")
-      :format(u.count(r.read.distinct_frames))
-  else
-    lines[#lines + 1] = "  every page maps the kernel's zero page (frame numbers are hidden here: " ..
-      tostring(r.frames_hidden) .. ")."
-  end
-  lines[#lines + 1] = ("Writing those pages afterwards faulted %s times more: each write copies from the zero page.")
-    :format(u.count(r.write_after_read_faults))
-  lines[#lines + 1] = ("A first write to fresh memory: %s faults, RSS +%s, %s distinct frames: one real frame a page.")
-    :format(u.count(r.write.minor_faults), u.bytes(r.write.rss_growth), u.count(r.write.distinct_frames))
-  lines[#lines + 1] = ("Per page: read %.0f ns, write %.0f ns (the write zeroes a 4 KiB frame).")
-    :format(r.read.ns_per_page, r.write.ns_per_page)
-  return lines
 end
 
 return M
