@@ -109,7 +109,7 @@ M.claims = {
       end
       return holds, table.concat(parts, ", "), why
     end,
-    explain = function(r)
+    explain = function()
       return "The kernel reserved no memory for the reads: every page points at its one read-only page of zeros."
     end },
   { id = "write_after_read_faults",
