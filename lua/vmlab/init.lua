@@ -20,6 +20,12 @@ local lazy = {
   experiments = "vmlab.experiments",
 }
 
+--- What this kernel and process can show, probed once (vmlab.kernel): page
+-- size, THP, whether reads map the zero page, pagemap, perf, cgroup, ...
+function vm.kernel(refresh)
+  return require("vmlab.kernel").probes(refresh)
+end
+
 return setmetatable(vm, {
   __index = function(t, k)
     local name = lazy[k]

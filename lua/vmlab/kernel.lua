@@ -125,10 +125,10 @@ local function probe_zero_page(k, how)
   end
   -- decide: PAGEMAP_SCAN's flag is the kernel's own word; else the frames;
   -- else smaps (a zero-page mapping is not counted in Rss)
-  local parts = { ("read %d fresh private pages"):format(pages) }
+  local parts = {}
   if rss then parts[#parts + 1] = ("smaps Rss %s"):format(bytes(rss)) end
-  if scan then parts[#parts + 1] = ("PAGEMAP_SCAN: %d of %d pages pfnzero"):format(scan.pfnzero, pages) end
-  if distinct then parts[#parts + 1] = ("pagemap: %d distinct frame(s)"):format(distinct) end
+  if scan then parts[#parts + 1] = ("%d on the zero page (PAGEMAP_SCAN)"):format(scan.pfnzero) end
+  if distinct then parts[#parts + 1] = ("%d distinct frames (pagemap)"):format(distinct) end
   if scan then
     k.zero_page = scan.pfnzero * 2 > pages
   elseif distinct then
@@ -136,7 +136,7 @@ local function probe_zero_page(k, how)
   elseif rss then
     k.zero_page = rss * 2 < pages * k.page_size
   end
-  how.zero_page = "measured: " .. table.concat(parts, "; ")
+  how.zero_page = ("measured: read %d fresh private pages: %s"):format(pages, table.concat(parts, ", "))
   -- the exclusive bit: a page written by this process alone is exclusive
   r:touch("write", { length = k.page_size })
   local e = core.pagemap(r.address)

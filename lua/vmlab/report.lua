@@ -288,9 +288,12 @@ function report.text(record, e)
   out[#out + 1] = "params: " .. params_line(record.params, unit_map)
   local s = record.system
   if s then
-    out[#out + 1] = ("system: %s-byte pages, THP %s, overcommit %s (%s), kernel %s"):format(
+    local p = s.probes or {}
+    local zero = p.zero_page == true and "reads map the zero page"
+      or p.zero_page == false and "reads do not map the zero page" or "zero page unknown"
+    out[#out + 1] = ("system: %s-byte pages, THP %s, overcommit %s (%s), %s, kernel %s"):format(
       tostring(s.page_size or "?"), tostring(s.thp), tostring(s.overcommit),
-      overcommit_names[s.overcommit] or "?", tostring(s.kernel))
+      overcommit_names[s.overcommit] or "?", zero, tostring(s.kernel))
   end
   out[#out + 1] = ""
   if result.skipped then out[#out + 1] = "SKIPPED: " .. tostring(result.skipped) end

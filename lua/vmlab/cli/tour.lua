@@ -33,6 +33,7 @@ function M.main(argv)
   end
   local t0 = now()
   local ran, skipped, failed = 0, {}, {}
+  local claims, held, not_held, claims_skipped = 0, 0, {}, 0
   for i, name in ipairs(names) do
     local t1 = now()
     local ok, result, record = pcall(experiments.run, name, nil, { tour = true })
@@ -46,6 +47,14 @@ function M.main(argv)
       end
     else
       ran = ran + 1
+      for _, c in ipairs(result.claims or {}) do
+        claims = claims + 1
+        if c.holds == true then held = held + 1
+        elseif c.holds == false then
+          not_held[#not_held + 1] = c
+          c.experiment = name
+        else claims_skipped = claims_skipped + 1 end
+      end
       if result.skipped then skipped[#skipped + 1] = ("%s (%s)"):format(name, tostring(result.skipped)) end
       if json then
         io.stdout:write(report.json(record), "\n")
@@ -62,6 +71,15 @@ function M.main(argv)
     io.stdout:write("\n", ("="):rep(78), "\n")
     io.stdout:write(("tour: %d experiments ran (%d skipped), %d failed, in %.1f s\n"):format(
       ran, #skipped, #failed, total))
+    local predicted = 0
+    for _, c in ipairs(not_held) do if c.expected == false then predicted = predicted + 1 end end
+    io.stdout:write(("tour: %d experiments, %d claims: %d held, %d did not hold%s, %d skipped\n"):format(
+      ran, claims, held, #not_held,
+      predicted > 0 and (" (%d as the kernel probes predicted)"):format(predicted) or "", claims_skipped))
+    for _, c in ipairs(not_held) do
+      io.stdout:write("  did not hold: ", c.experiment, ": ", c.text, "\n",
+        "      measured: ", tostring(c.evidence), "\n", "      why: ", tostring(c.why), "\n")
+    end
     for _, s in ipairs(skipped) do io.stdout:write("  skipped: ", s, "\n") end
     for _, f in ipairs(failed) do io.stdout:write("  FAILED: ", f, "\n") end
   end
