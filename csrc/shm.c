@@ -398,22 +398,98 @@ static int shm_sleep_poll(lua_State *L) {
 
 /* ------------------------------------------------------------------ */
 /* POSIX semaphores inside the region                                  */
+/*
+ * A semaphore takes vm.sem_size bytes at its offset: the sem_t, then a
+ * marker word that s:sem_init writes once sem_init(3) has made the sem_t and
+ * s:sem_destroy clears. Every call checks the marker first, and (where the C
+ * library's layout was recognised at load time) that glibc's words are ones
+ * sem_init could have written: its count at most SEM_VALUE_MAX and its
+ * private/shared futex flag the one this region's semaphores get. Bytes that
+ * never were a semaphore, or were overwritten since, so give nil, "... no
+ * semaphore at offset N ...", EINVAL (as sem_post(3) documents for "not a
+ * valid semaphore") and never reach glibc, which aborts the process on a
+ * futex flag it does not know.
+ */
 
-static sem_t *shm_check_sem(lua_State *L, vmlab_region *r, int off_idx) {
-  return (sem_t *)(void *)shm_check_at(L, r, off_idx, sizeof(sem_t), _Alignof(sem_t));
+#define SHM_SEM_MARKER UINT64_C(0x766d6c61622d736d) /* "vmlab-sm" */
+
+typedef struct shm_sem {
+  sem_t sem;
+  uint64_t marker; /* SHM_SEM_MARKER while sem holds a semaphore */
+} shm_sem;
+
+/* glibc's struct new_sem with 64-bit atomics (nptl/internaltypes.h): the
+   count in the low 32 bits of data, the waiters above, then the futex flag. */
+typedef struct shm_glibc_sem {
+  uint64_t data;
+  int private_flag;
+  int pad;
+} shm_glibc_sem;
+
+/* Set by shm_sem_probe: 1 when sem_init writes what shm_glibc_sem says, and
+   the flag it writes for a private (0) and a process-shared (1) semaphore. */
+static int shm_sem_layout_known;
+static int shm_sem_flag[2];
+
+/* Make two semaphores on the side and see whether their words are laid out
+   as glibc's are on this machine; else only the marker is checked. */
+static void shm_sem_probe(void) {
+  sem_t a, b;
+  shm_glibc_sem ga, gb;
+  memset(&a, 0, sizeof a);
+  memset(&b, 0, sizeof b);
+  if (sizeof(sem_t) < sizeof(shm_glibc_sem) || sem_init(&a, 0, 5) != 0 || sem_init(&b, 1, 7) != 0) return;
+  memcpy(&ga, &a, sizeof ga);
+  memcpy(&gb, &b, sizeof gb);
+  sem_destroy(&a);
+  sem_destroy(&b);
+  if (ga.data != 5 || gb.data != 7 || ga.private_flag == gb.private_flag) return;
+  shm_sem_flag[0] = ga.private_flag;
+  shm_sem_flag[1] = gb.private_flag;
+  shm_sem_layout_known = 1;
 }
 
-/* s:sem_init(off, value = 0) -> true, or nil, msg, errno: a semaphore at off,
-   process-shared when the region is shared. See sem_init(3). */
+/* 1 when the record holds a semaphore sem_init made for a region that is
+   shared (or not) and its words are still ones glibc accepts. Run inside
+   the fault guard: it reads region memory. */
+static int shm_sem_valid(shm_sem *s, int shared) {
+  if (__atomic_load_n(&s->marker, __ATOMIC_ACQUIRE) != SHM_SEM_MARKER) return 0;
+  if (!shm_sem_layout_known) return 1;
+  shm_glibc_sem *g = (shm_glibc_sem *)(void *)&s->sem;
+  uint64_t data = __atomic_load_n(&g->data, __ATOMIC_RELAXED);
+  int flag = __atomic_load_n(&g->private_flag, __ATOMIC_RELAXED);
+  return (data & UINT32_MAX) <= (uint64_t)SEM_VALUE_MAX && flag == shm_sem_flag[shared ? 1 : 0];
+}
+
+/* Push nil, "<what>: no semaphore at offset N ...", EINVAL; 3 results. */
+static int shm_sem_invalid(lua_State *L, const char *what, int off_idx) {
+  lua_pushnil(L);
+  lua_pushfstring(L,
+                  "%s: no semaphore at offset %I (s:sem_init never made one there, it was destroyed, "
+                  "or its bytes were overwritten)",
+                  what, lua_tointeger(L, off_idx));
+  lua_pushinteger(L, EINVAL);
+  return 3;
+}
+
+static shm_sem *shm_check_sem(lua_State *L, vmlab_region *r, int off_idx) {
+  return (shm_sem *)(void *)shm_check_at(L, r, off_idx, sizeof(shm_sem), _Alignof(shm_sem));
+}
+
+/* s:sem_init(off, value = 0) -> true, or nil, msg, errno: a semaphore at off
+   (vm.sem_size bytes), process-shared when the region is shared. See
+   sem_init(3). */
 static int shm_sem_init(lua_State *L) {
   vmlab_region *r = vmlab_check_open(L, 1);
-  sem_t *s = shm_check_sem(L, r, 2);
+  shm_sem *s = shm_check_sem(L, r, 2);
   lua_Integer v = luaL_optinteger(L, 3, 0);
   luaL_argcheck(L, v >= 0 && v <= SEM_VALUE_MAX, 3, "value must be 0 .. SEM_VALUE_MAX");
-  int rc, err = 0;
+  volatile int rc, err = 0;
   VMLAB_GUARD(L, "sem_init");
-  rc = sem_init(s, r->shared, (unsigned)v);
+  __atomic_store_n(&s->marker, 0, __ATOMIC_RELEASE);
+  rc = sem_init(&s->sem, r->shared, (unsigned)v);
   err = errno;
+  if (rc == 0) __atomic_store_n(&s->marker, SHM_SEM_MARKER, __ATOMIC_RELEASE);
   vmlab_guard_end();
   if (rc != 0) return vmlab_push_syserror(L, "sem_init", err);
   lua_pushboolean(L, 1);
@@ -423,12 +499,16 @@ static int shm_sem_init(lua_State *L) {
 /* s:sem_post(off) -> true, or nil, msg, errno. See sem_post(3). */
 static int shm_sem_post(lua_State *L) {
   vmlab_region *r = vmlab_check_open(L, 1);
-  sem_t *s = shm_check_sem(L, r, 2);
-  int rc, err = 0;
+  shm_sem *s = shm_check_sem(L, r, 2);
+  volatile int rc = 0, err = 0, valid;
   VMLAB_GUARD(L, "sem_post");
-  rc = sem_post(s);
-  err = errno;
+  valid = shm_sem_valid(s, r->shared);
+  if (valid) {
+    rc = sem_post(&s->sem);
+    err = errno;
+  }
   vmlab_guard_end();
+  if (!valid) return shm_sem_invalid(L, "sem_post", 2);
   if (rc != 0) return vmlab_push_syserror(L, "sem_post", err);
   lua_pushboolean(L, 1);
   return 1;
@@ -439,7 +519,7 @@ static int shm_sem_post(lua_State *L) {
    waits for ever. See sem_wait(3), sem_clockwait(3) (CLOCK_MONOTONIC). */
 static int shm_sem_wait(lua_State *L) {
   vmlab_region *r = vmlab_check_open(L, 1);
-  sem_t *s = shm_check_sem(L, r, 2);
+  shm_sem *s = shm_check_sem(L, r, 2);
   struct timespec rel, abs;
   int timed = shm_opt_timeout(L, 3, &rel);
   if (timed) {
@@ -448,13 +528,17 @@ static int shm_sem_wait(lua_State *L) {
     abs.tv_nsec += rel.tv_nsec;
     if (abs.tv_nsec >= 1000000000L) abs.tv_sec++, abs.tv_nsec -= 1000000000L;
   }
-  int rc, err = 0;
+  volatile int rc = 0, err = 0, valid;
   VMLAB_GUARD(L, "sem_wait");
-  if (!timed) rc = sem_wait(s);
-  else if (rel.tv_sec == 0 && rel.tv_nsec == 0) rc = sem_trywait(s);
-  else rc = sem_clockwait(s, CLOCK_MONOTONIC, &abs);
-  err = errno;
+  valid = shm_sem_valid(s, r->shared);
+  if (valid) {
+    if (!timed) rc = sem_wait(&s->sem);
+    else if (rel.tv_sec == 0 && rel.tv_nsec == 0) rc = sem_trywait(&s->sem);
+    else rc = sem_clockwait(&s->sem, CLOCK_MONOTONIC, &abs);
+    err = errno;
+  }
   vmlab_guard_end();
+  if (!valid) return shm_sem_invalid(L, "sem_wait", 2);
   if (rc == 0) {
     lua_pushboolean(L, 1);
     return 1;
@@ -467,29 +551,41 @@ static int shm_sem_wait(lua_State *L) {
   return vmlab_push_syserror(L, "sem_wait", err);
 }
 
-/* s:sem_value(off) -> the semaphore's count. See sem_getvalue(3). */
+/* s:sem_value(off) -> the semaphore's count, or nil, msg, errno. See
+   sem_getvalue(3). */
 static int shm_sem_value(lua_State *L) {
   vmlab_region *r = vmlab_check_open(L, 1);
-  sem_t *s = shm_check_sem(L, r, 2);
-  int v = 0, rc, err = 0;
+  shm_sem *s = shm_check_sem(L, r, 2);
+  int v = 0;
+  volatile int rc = 0, err = 0, valid;
   VMLAB_GUARD(L, "sem_value");
-  rc = sem_getvalue(s, &v);
-  err = errno;
+  valid = shm_sem_valid(s, r->shared);
+  if (valid) {
+    rc = sem_getvalue(&s->sem, &v);
+    err = errno;
+  }
   vmlab_guard_end();
+  if (!valid) return shm_sem_invalid(L, "sem_value", 2);
   if (rc != 0) return vmlab_push_syserror(L, "sem_getvalue", err);
   lua_pushinteger(L, v);
   return 1;
 }
 
-/* s:sem_destroy(off) -> true, or nil, msg, errno. See sem_destroy(3). */
+/* s:sem_destroy(off) -> true, or nil, msg, errno: the bytes at off are no
+   semaphore any more. See sem_destroy(3). */
 static int shm_sem_destroy(lua_State *L) {
   vmlab_region *r = vmlab_check_open(L, 1);
-  sem_t *s = shm_check_sem(L, r, 2);
-  int rc, err = 0;
+  shm_sem *s = shm_check_sem(L, r, 2);
+  volatile int rc = 0, err = 0, valid;
   VMLAB_GUARD(L, "sem_destroy");
-  rc = sem_destroy(s);
-  err = errno;
+  valid = shm_sem_valid(s, r->shared);
+  if (valid) {
+    __atomic_store_n(&s->marker, 0, __ATOMIC_RELEASE);
+    rc = sem_destroy(&s->sem);
+    err = errno;
+  }
   vmlab_guard_end();
+  if (!valid) return shm_sem_invalid(L, "sem_destroy", 2);
   if (rc != 0) return vmlab_push_syserror(L, "sem_destroy", err);
   lua_pushboolean(L, 1);
   return 1;
@@ -557,17 +653,26 @@ static int shm_atomic_add_n(lua_State *L) {
 
 /* s:sem_add_n(sem_off, off, d, n, bits = 64) -> seconds, or nil, msg, errno:
    n plain increments, each between sem_wait and sem_post of the semaphore at
-   sem_off (initialised to 1 with s:sem_init). */
+   sem_off (initialised to 1 with s:sem_init). The counter must not overlap
+   the semaphore's vm.sem_size bytes. */
 static int shm_sem_add_n(lua_State *L) {
   vmlab_region *r = vmlab_check_open(L, 1);
-  sem_t *s = shm_check_sem(L, r, 2);
+  shm_sem *s = shm_check_sem(L, r, 2);
   shm_loop lp = shm_check_loop(L, r, 3, 4, 5, 6);
-  int err = 0;
-  const char *failed = NULL;
+  unsigned char *sem_start = (unsigned char *)s, *sem_end = sem_start + sizeof(shm_sem);
+  if (lp.p < sem_end && lp.p + lp.bits / 8 > sem_start)
+    luaL_argerror(L, 3, lua_pushfstring(L, "the counter at offset %I overlaps the semaphore at offset %I (%d bytes)",
+                                        lua_tointeger(L, 3), lua_tointeger(L, 2), (int)sizeof(shm_sem)));
+  volatile int err = 0;
+  const char *volatile failed = NULL;
   double t0 = vmlab_now();
   VMLAB_GUARD(L, "sem_add_n");
   for (lua_Integer i = 0; i < lp.n && failed == NULL; i++) {
-    while (sem_wait(s) != 0) {
+    if (!shm_sem_valid(s, r->shared)) {
+      failed = "no semaphore";
+      break;
+    }
+    while (sem_wait(&s->sem) != 0) {
       if (errno != EINTR) {
         err = errno;
         failed = "sem_wait";
@@ -576,12 +681,13 @@ static int shm_sem_add_n(lua_State *L) {
     }
     if (failed != NULL) break;
     shm_plain_step(&lp);
-    if (sem_post(s) != 0) {
+    if (sem_post(&s->sem) != 0) {
       err = errno;
       failed = "sem_post";
     }
   }
   vmlab_guard_end();
+  if (failed != NULL && strcmp(failed, "no semaphore") == 0) return shm_sem_invalid(L, "sem_add_n", 2);
   if (failed != NULL) return vmlab_push_syserror(L, failed, err);
   lua_pushnumber(L, vmlab_now() - t0);
   return 1;
@@ -597,6 +703,9 @@ void vmlab_open_shm(lua_State *L) {
       {"unlink", shm_region_unlink}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {
       {"shm_open", shm_open_region}, {"shm_unlink", shm_unlink_name}, {"shm_list", shm_list}, {NULL, NULL}};
+  shm_sem_probe();
   vmlab_region_add_methods(L, methods);
   luaL_setfuncs(L, funcs, 0);
+  lua_pushinteger(L, (lua_Integer)sizeof(shm_sem));
+  lua_setfield(L, -2, "sem_size"); /* bytes a semaphore takes in a region */
 }
