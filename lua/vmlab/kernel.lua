@@ -287,7 +287,8 @@ end
 --- Is requirement `name` met by this machine? A requirement is a probe field
 -- that must be true (`"zero_page"`, `"pfns_visible"`, `"perf_faults"`,
 -- `"root"`, ...), or one of "thp" (THP not "never"), "hugetlb" (free hugetlb
--- pages), "swap" (swap configured), "ksm_running".
+-- pages), "swap" (swap configured), "ksm_running", "no_sanitizer" (no
+-- AddressSanitizer in this process: malloc and SIGSEGV are the C library's and the kernel's).
 -- @return true, or false and the reason in words, with the probe's evidence
 function M.has(name)
   local k = M.probes()
@@ -310,6 +311,15 @@ function M.has(name)
     why = k.zero_page == false and "this kernel does not map the zero page for read faults ("
         .. k.how.zero_page .. ")"
       or "whether this kernel maps the zero page could not be measured (" .. tostring(k.how.zero_page) .. ")"
+  elseif name == "no_sanitizer" then
+    -- a process property: AddressSanitizer (LD_PRELOADed or linked in) replaces
+    -- malloc and catches SIGSEGV itself, so the C library's heap and the
+    -- kernel's default action on a fault cannot be shown under it
+    local maps = slurp("/proc/self/maps") or ""
+    local lib = maps:match("[^\n/]*lib[%w_]*asan[%w_.%-]*")
+    if not lib then return true end
+    why = ("AddressSanitizer is loaded in this process (/proc/self/maps maps %s): it replaces malloc " ..
+      "and handles SIGSEGV itself"):format(lib)
   elseif M.meaning[name] ~= nil then
     if k[name] == true then return true end
     why = ("%s: no (%s)"):format(M.meaning[name], tostring(k.how[name]))
