@@ -13,7 +13,7 @@ CC       ?= cc
 OPT      ?= -O2 -g
 WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS_ALL = -std=gnu11 $(OPT) $(WARN) -fPIC $(LUA_INC) -D_GNU_SOURCE
-LDLIBS    = -lrt -pthread
+LDLIBS    = -lrt -pthread -ldl
 ASAN      = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 SRC      := $(sort $(wildcard csrc/*.c))

@@ -330,5 +330,6 @@ int luaopen_vmlab_core(lua_State *L) {
   vmlab_open_faultsample(L);
   vmlab_open_sum(L);
   vmlab_open_ipc(L);
+  vmlab_open_blocks(L);
   return 1;
 }

@@ -225,6 +225,7 @@ void vmlab_open_lab(lua_State *L);
 void vmlab_open_faultsample(lua_State *L);
 void vmlab_open_sum(lua_State *L);
 void vmlab_open_ipc(lua_State *L);
+void vmlab_open_blocks(lua_State *L);
 
 /* The module entry point (require "vmlab.core"). */
 int luaopen_vmlab_core(lua_State *L);
