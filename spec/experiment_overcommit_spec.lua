@@ -1,44 +1,88 @@
 -- overcommit: what the kernel promises, and what malloc(500 GiB) gets under the policy.
-local vm = require "vmlab"
+-- The claims are decided for the policy the run found (0, 1 or 2), from what each request got.
 local experiments = require "vmlab.experiments"
+local vassert = require "vmlab.assert"
 
 local GiB = 1024 ^ 3
 
 describe("the overcommit experiment", function()
-  local r, by
-  setup(function()
-    r = experiments.run("overcommit")
-    by = {}
-    for _, a in ipairs(r.attempts) do by[a.call .. " " .. a.size] = a end
-  end)
+  local r
+  setup(function() r = experiments.run("overcommit") end)
 
   it("reports the policy of /proc/sys/vm/overcommit_memory and the commit figures", function()
     local f = assert(io.open("/proc/sys/vm/overcommit_memory"))
-    assert.equal(tonumber(f:read("l")), r.policy)
+    assert.equal(math.tointeger(tonumber(f:read("l"))), r.policy)
     f:close()
     assert.is_true(r.commit_limit > 0 and r.committed_as > 0 and r.mem_total > 0)
     assert.equal(5, #r.attempts)
   end)
 
-  it("under the heuristic policy a 500 GiB request is refused, with MAP_NORESERVE it is granted", function()
-    local mi = vm.proc.meminfo()
-    if r.policy ~= 0 then pending("overcommit_memory is " .. r.policy .. ", not 0 (heuristic)"); return end
-    if 500 * GiB <= mi.MemTotal + (mi.SwapTotal or 0) then pending("this machine has 500 GiB of RAM + swap"); return end
-    assert.is_false(by["malloc " .. 500 * GiB].ok)
-    assert.is_false(by["mmap " .. 500 * GiB].ok)
-    assert.matches("Cannot allocate memory", by["mmap " .. 500 * GiB].error)
-    local nr = by["mmap noreserve " .. 500 * GiB]
-    assert.is_true(nr.ok)
-    assert.is_true(nr.committed_growth < 5 * GiB, "noreserve is not charged: " .. nr.committed_growth)
-    assert.is_true(nr.rss_growth < 64 * 1024 * 1024)
+  it("the policy decides the 500 GiB request", function()
+    vassert.claim_holds(r, "policy_decides")
+    local mm = experiments.get("overcommit").find(r, "mmap", 500 * GiB)
+    if r.policy == 1 then assert.is_true(mm.ok) end
+    if r.policy == 0 and 500 * GiB > 1.05 * (r.mem_total + r.swap_total) then
+      assert.is_false(mm.ok)
+      assert.matches("Cannot allocate memory", mm.error)
+    end
   end)
 
   it("a granted 1 GiB mapping is charged to Committed_AS at once but uses no memory", function()
-    local a = by["mmap " .. GiB]
-    assert.is_true(a.ok)
-    if r.policy == 1 then pending("overcommit_memory 1: nothing is charged"); return end
-    assert.is_true(a.committed_growth >= 0.75 * GiB and a.committed_growth <= 2 * GiB,
-      "Committed_AS grew " .. a.committed_growth)
-    assert.is_true(a.rss_growth < 64 * 1024 * 1024)
+    local c = vassert.claim_holds(r, "charged_not_used")
+    local a = experiments.get("overcommit").find(r, "mmap", GiB)
+    if c.holds == true then
+      assert.within(a.committed_growth, 0.75 * GiB, 2 * GiB, "Committed_AS growth")
+      assert.within(a.rss_growth, 0, 16 * 1024 * 1024, "RSS growth")
+    end
+  end)
+
+  it("MAP_NORESERVE is not charged (except under the strict policy)", function()
+    vassert.claim_holds(r, "noreserve_uncharged")
+  end)
+
+  describe("decides every claim for the policy in the result, from what the requests got", function()
+    local e = experiments.get("overcommit")
+    local function result(policy, big_ok, nr_ok, nr_charge, small_charge)
+      return { policy = policy, policy_name = "?", mem_total = 16 * GiB, swap_total = 0,
+        commit_limit = policy == 2 and 8 * GiB or 16 * GiB, committed_as = GiB // 2, big = 500 * GiB, small = GiB,
+        attempts = {
+          { call = "malloc", size = 500 * GiB, ok = big_ok, committed_growth = big_ok and 0 or nil, rss_growth = 0 },
+          { call = "mmap", size = 500 * GiB, ok = big_ok, committed_growth = big_ok and 500 * GiB or nil,
+            rss_growth = 0, error = not big_ok and "mmap: Cannot allocate memory" or nil },
+          { call = "mmap noreserve", size = 500 * GiB, ok = nr_ok, committed_growth = nr_ok and nr_charge or nil,
+            rss_growth = nr_ok and 8192 or nil },
+          { call = "malloc", size = GiB, ok = true, committed_growth = GiB, rss_growth = 4096 },
+          { call = "mmap", size = GiB, ok = true, committed_growth = small_charge, rss_growth = 0 },
+        } }
+    end
+    local function decided(res, id) return experiments.claim({ claims = experiments.decide(e, res) }, id).holds end
+
+    it("policy 0: refusing 500 GiB holds, granting it does not", function()
+      assert.is_true(decided(result(0, false, true, 0, GiB), "policy_decides"))
+      assert.is_false(decided(result(0, true, true, 0, GiB), "policy_decides"))
+    end)
+
+    it("policy 1: granting 500 GiB holds, refusing it does not", function()
+      assert.is_true(decided(result(1, true, true, 0, GiB), "policy_decides"))
+      assert.is_false(decided(result(1, false, true, 0, GiB), "policy_decides"))
+    end)
+
+    it("policy 2: refusing 500 GiB holds, and a refused noreserve mapping is what the strict policy does", function()
+      assert.is_true(decided(result(2, false, false, nil, GiB), "policy_decides"))
+      assert.is_false(decided(result(2, true, true, 500 * GiB, GiB), "policy_decides"))
+      assert.is_true(decided(result(2, false, false, nil, GiB), "noreserve_uncharged"))
+    end)
+
+    it("noreserve: granted without a charge holds under 0 and 1; a charge or a refusal does not", function()
+      assert.is_true(decided(result(0, false, true, 0, GiB), "noreserve_uncharged"))
+      assert.is_true(decided(result(1, true, true, 0, GiB), "noreserve_uncharged"))
+      assert.is_false(decided(result(0, false, true, 400 * GiB, GiB), "noreserve_uncharged"))
+      assert.is_false(decided(result(1, true, false, nil, GiB), "noreserve_uncharged"))
+    end)
+
+    it("the commit charge: about the size holds, none does not", function()
+      assert.is_true(decided(result(0, false, true, 0, GiB), "charged_not_used"))
+      assert.is_false(decided(result(0, false, true, 0, 0), "charged_not_used"))
+    end)
   end)
 end)

@@ -1,18 +1,20 @@
 --- overcommit: how much the kernel promises. /proc/sys/vm/overcommit_memory
--- picks the policy: 0 heuristic (refuse only what obviously cannot fit),
--- 1 always (never refuse), 2 strict (refuse past CommitLimit). An accounted
--- private mapping adds its size to Committed_AS at once, though RSS stays
--- put; MAP_NORESERVE skips the accounting (except in mode 2). What
--- malloc(500 GiB) does depends on all this. (003_*.txt: malloc(500GB))
+-- picks the policy: 0 heuristic (refuse only a single request larger than
+-- RAM + swap), 1 always (never refuse), 2 strict (refuse past CommitLimit).
+-- A granted private writable mapping adds its size to Committed_AS at once,
+-- though RSS stays put; MAP_NORESERVE skips that charge, except under policy 2.
+-- What malloc(500 GiB) does depends on all this: the claims below are decided
+-- for the policy this run found, from what each request got.
+-- (003_*.txt: malloc(500GB))
 local vm = require "vmlab"
 
 local M = {
   name = "overcommit",
   summary = "the overcommit policy, CommitLimit and Committed_AS; what malloc(500 GiB) and mmap(noreserve) do under it",
   params = { size = 500 * 1024 ^ 3, small = 1024 ^ 3 },
-  fields = { "policy", "policy_name", "commit_limit", "committed_as", "mem_total",
+  fields = { "policy", "policy_name", "commit_limit", "committed_as", "mem_total", "swap_total",
              "call", "size", "ok", "committed_growth", "rss_growth", "error" },
-  units = { small = "bytes", mem_total = "bytes" },
+  units = { small = "bytes", mem_total = "bytes", swap_total = "bytes" },
   writes = function() return 0 end, -- asks for memory, never touches it
 }
 
@@ -42,21 +44,21 @@ end
 -- (AddressSanitizer's does) must not take this process with it.
 local function malloc_attempt(size)
   if os.getenv("VMLAB_SANITIZED") and size > (64 << 30) then
-    return { call = "malloc", size = size, ok = false, error = "not tried: AddressSanitizer's malloc reports " ..
-      "out-of-memory and aborts instead of returning NULL" }
+    return { call = "malloc", size = size, ok = false, not_tried = true,
+      error = "not tried: AddressSanitizer's malloc reports out-of-memory and aborts instead of returning NULL" }
   end
   local a, status = vm.child.run(function()
     return attempt("malloc", size, vm.malloc)
   end, { timeout = 30 })
   if a then return a end
-  return { call = "malloc", size = size, ok = false,
+  return { call = "malloc", size = size, ok = false, not_tried = true,
            error = ("the allocator killed the process (%s)"):format(status.signal_name or status.error or "?") }
 end
 
 --- params: size (the big request, bytes), small (a request that fits, bytes)
 function M.run(p)
   local mi = meminfo()
-  local policy = vm.proc.vm_settings().overcommit_memory
+  local policy = math.tointeger(vm.proc.vm_settings().overcommit_memory)
   local attempts = {
     malloc_attempt(p.size),
     attempt("mmap", p.size, function(n) return vm.mmap(n) end),
@@ -70,32 +72,142 @@ function M.run(p)
     commit_limit = mi.CommitLimit,
     committed_as = mi.Committed_AS,
     mem_total = mi.MemTotal,
+    swap_total = mi.SwapTotal or 0,
+    big = p.size, small = p.small,
     attempts = attempts,
   }
 end
 
+local u = vm.units
+
+-- The attempt of `call` for `size` bytes in a result.
+local function find(r, call, size)
+  for _, a in ipairs(r.attempts or {}) do
+    if a.call == call and a.size == size then return a end
+  end
+end
+M.find = find
+
+local function said(a)
+  if not a then return "not made" end
+  if a.not_tried then return "not tried" end
+  return a.ok and "granted" or "refused"
+end
+
+-- What the policy of this result predicts for one request of `size` bytes
+-- charged to the commit: true (granted), false (refused) or nil (too close to call).
+local function predicted(r, size)
+  if r.policy == 1 then return true end
+  if r.policy == 0 then
+    -- the heuristic refuses one request larger than all of RAM + swap
+    local total = r.mem_total + r.swap_total
+    if size > total * 1.05 then return false end
+    if size < total * 0.5 then return true end
+    return nil
+  end
+  if r.policy == 2 then
+    local room = r.commit_limit - r.committed_as
+    if size > room * 1.05 then return false end
+    if size < room * 0.8 then return true end
+    return nil
+  end
+  return nil
+end
+
+local function policy_words(r)
+  return ("policy %s (%s)"):format(tostring(r.policy), r.policy_name or "?")
+end
+
+M.claims = {
+  { id = "policy_decides",
+    text = "the overcommit policy decides a request for more than RAM + swap: "
+      .. "heuristic (0) and strict (2) refuse it, always (1) grants it",
+    decide = function(r)
+      local want = predicted(r, r.big)
+      local m, mm = find(r, "malloc", r.big), find(r, "mmap", r.big)
+      local ev = ("%s; RAM + swap %s, CommitLimit %s, Committed_AS %s; malloc(%s) %s, mmap(%s) %s"):format(
+        policy_words(r), u.bytes(r.mem_total + r.swap_total), u.bytes(r.commit_limit), u.bytes(r.committed_as),
+        u.bytes(r.big), said(m), u.bytes(r.big), said(mm))
+      if want == nil then
+        return nil, ev, r.policy ~= 0 and r.policy ~= 1 and r.policy ~= 2 and "an unknown overcommit policy"
+          or ("%s is too close to what this policy allows to say which way it goes"):format(u.bytes(r.big))
+      end
+      local holds = mm ~= nil and mm.ok == want and (m == nil or m.not_tried or m.ok == want)
+      local why
+      if not holds and want == true then
+        why = "a limit other than the overcommit policy refused it (RLIMIT_AS or RLIMIT_DATA? address space?)"
+      end
+      return holds, ev, why
+    end,
+    explain = function(r)
+      if r.policy == 0 then
+        return "The heuristic refuses only a single request that could never fit in RAM + swap, and promises "
+          .. "the rest: pages get frames only when touched, and if the promises come due the OOM killer picks a victim."
+      elseif r.policy == 1 then
+        return "Policy 1 never refuses: any size is promised; only touching pages uses memory."
+      end
+      return "Policy 2 refuses whatever would take Committed_AS past CommitLimit (swap + overcommit_ratio % of RAM)."
+    end },
+  { id = "charged_not_used",
+    text = "a granted private writable mapping is charged to Committed_AS at once, by its size, "
+      .. "but uses no memory (RSS) until touched",
+    decide = function(r)
+      local a = find(r, "mmap", r.small)
+      if not a or not a.ok then
+        return nil, ("%s; mmap(%s) %s%s"):format(policy_words(r), u.bytes(r.small), said(a),
+          a and a.error and (": " .. a.error) or ""), "the kernel refused the small mapping: nothing was charged"
+      end
+      local holds = a.committed_growth >= r.small * 0.75 and a.committed_growth <= r.small * 2
+        and a.rss_growth < math.max(16 << 20, r.small // 16)
+      return holds, ("mmap(%s) granted: Committed_AS +%s, RSS +%s"):format(u.bytes(r.small),
+        u.bytes(a.committed_growth), u.bytes(a.rss_growth))
+    end,
+    explain = function()
+      return "The kernel promised the memory and wrote the promise down; no frame is given before a page is touched."
+    end },
+  { id = "noreserve_uncharged",
+    text = "MAP_NORESERVE skips the commit charge, so even a huge mapping is granted; "
+      .. "only the strict policy (2) charges it anyway",
+    decide = function(r)
+      local a = find(r, "mmap noreserve", r.big)
+      if not a then return nil, "no noreserve mapping was tried" end
+      local ev = ("%s; mmap(%s, noreserve) %s"):format(policy_words(r), u.bytes(r.big), said(a))
+      if a.ok then ev = ev .. (": Committed_AS +%s, RSS +%s"):format(u.bytes(a.committed_growth), u.bytes(a.rss_growth))
+      elseif a.error then ev = ev .. ": " .. a.error end
+      if r.policy == 2 then
+        -- charged like any mapping: granted with the charge, or refused as the policy says
+        local want = predicted(r, r.big)
+        if a.ok then return a.committed_growth >= r.big * 0.75, ev end
+        if want == nil then return nil, ev, "too close to CommitLimit to say which way it goes" end
+        return want == false, ev
+      end
+      if not a.ok then return false, ev, "a limit other than the overcommit policy refused it (RLIMIT_AS?)" end
+      return a.committed_growth < math.max(1 << 30, r.big // 64) and a.rss_growth < 16 << 20, ev
+    end,
+    explain = function(r)
+      if r.policy == 2 then
+        return "Under the strict policy MAP_NORESERVE is ignored: the mapping is charged like any other."
+      end
+      return "No promise was recorded, so nothing stood in the way: pages that get touched are simply taken "
+        .. "when the time comes, and if there are none left, the process is killed."
+    end },
+}
+
+--- Measurements only; what they mean is decided by the claims.
 function M.explain(r)
-  local u = vm.units
   local lines = {
-    ("Policy %s (%s). CommitLimit %s, Committed_AS %s now, RAM %s."):format(
-      tostring(r.policy), r.policy_name, u.bytes(r.commit_limit), u.bytes(r.committed_as), u.bytes(r.mem_total)),
+    ("Policy %s (%s). CommitLimit %s, Committed_AS %s before the requests, RAM %s, swap %s."):format(
+      tostring(r.policy), r.policy_name, u.bytes(r.commit_limit), u.bytes(r.committed_as), u.bytes(r.mem_total),
+      u.bytes(r.swap_total)),
   }
   for _, a in ipairs(r.attempts) do
     if a.ok then
-      lines[#lines + 1] = ("%s(%s) succeeded: Committed_AS +%s, RSS +%s."):format(
+      lines[#lines + 1] = ("%s(%s) was granted: Committed_AS +%s, RSS +%s."):format(
         a.call, u.bytes(a.size), u.bytes(a.committed_growth or 0), u.bytes(a.rss_growth or 0))
     else
-      lines[#lines + 1] = ("%s(%s) was refused: %s"):format(a.call, u.bytes(a.size), a.error)
+      lines[#lines + 1] = ("%s(%s) %s: %s"):format(a.call, u.bytes(a.size),
+        a.not_tried and "was not made" or "was refused", a.error)
     end
-  end
-  if r.policy == 0 then
-    lines[#lines + 1] = "Heuristic mode refuses a single request larger than RAM + swap, but promises the rest;"
-    lines[#lines + 1] = "MAP_NORESERVE is not counted at all. Pages get frames only when touched - if the"
-    lines[#lines + 1] = "promises come due and memory runs out, the OOM killer picks a victim."
-  elseif r.policy == 1 then
-    lines[#lines + 1] = "Mode 1 never refuses: any size is promised; only touching pages uses memory."
-  elseif r.policy == 2 then
-    lines[#lines + 1] = "Mode 2 counts every private writable mapping (even noreserve) against CommitLimit."
   end
   return lines
 end
