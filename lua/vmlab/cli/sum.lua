@@ -2,12 +2,15 @@
 --
 --   vmlab sum [--out FILE] [--sync futex|poll|sem] < numbers.txt
 --
--- One result line per input line in FILE (default sums.txt): the sum, or
--- "error: ..." naming the bad token and its column. At the end, on stderr:
--- lines, numbers, error lines, seconds, lines per second.
+-- One result line per input line on standard output, or in FILE with --out
+-- (created or replaced: the user named it): the sum, or "error: ..."
+-- naming the bad token and its column. At the end, on stderr: lines,
+-- numbers, error lines, seconds, lines per second.
 -- Exit status: 0 every line was processed; 1 the protocol failed (the child
--- died, input could not be read, ...); 2 bad usage; 128+n stopped by signal n
--- (130 for SIGINT, 143 for SIGTERM) after both processes cleaned up.
+-- died, input could not be read, the output could not be written, ...);
+-- 2 bad usage (also: a closed standard input, an output that cannot be
+-- opened); 128+n stopped by signal n (130 for SIGINT, 143 for SIGTERM)
+-- after both processes cleaned up.
 local argparse = require "argparse"
 local parent = require "vmlab.sum.parent"
 
@@ -18,8 +21,9 @@ local function parser()
     .. "receives the input through a POSIX shared-memory object; one result line per input line.")
   p:epilog("From a terminal each line is handed over as it is typed and an empty line ends the input; from a "
     .. "pipe or file the input travels in batches and ends at end of file.\n"
-    .. "Exit status: 0 every line processed, 1 the protocol failed, 2 bad usage, 128+n stopped by signal n.")
-  p:option("-o --out", "Results file ('-' for standard output).", "sums.txt")
+    .. "Exit status: 0 every line processed, 1 the protocol failed, 2 bad usage (or an output that cannot be "
+    .. "opened), 128+n stopped by signal n.")
+  p:option("-o --out", "Results file, created or replaced (default '-': standard output).", "-")
   p:option("-s --sync", "How the processes wait for each other: futex (sleep in futex(2)), "
     .. "poll (the lab's flag + usleep(1000), one line per handoff) or sem (POSIX semaphores).", "futex")
     :choices({ "futex", "poll", "sem" })

@@ -1,14 +1,20 @@
 --- vmlab.sum.names: unpredictable names for vmlab's shared-memory objects,
--- each carrying its creator's pid (/vmlab-<kind>-<pid>-<random>), and the
--- sweep that removes objects whose creator is gone (killed before it could
--- unlink them).
+-- each carrying its creator's pid (/vmlab-<kind>-<pid>-<16 hex digits>),
+-- and the sweep that removes objects whose creator is gone (killed before
+-- it could unlink them).
+--
+-- The sweep trusts nothing it finds in /dev/shm (anyone may create files
+-- there): a name is parsed defensively and must match the exact pattern,
+-- the object must belong to the caller's own user, and its creator must be
+-- dead; anything else is left alone.
 -- @module vmlab.sum.names
 local vm = require "vmlab"
 
 local names = {}
 
-local PATTERN = "^/vmlab%-(%a+)%-(%d+)%-(%x+)$"
-local USER_HZ = 100 -- the unit of /proc/<pid>/stat starttime on Linux
+local PATTERN = "^/vmlab%-(%a+)%-([1-9]%d*)%-(%x+)$"
+local PID_MAX = 4194304 -- PID_MAX_LIMIT on 64-bit Linux: no pid is larger
+local RANDOM_DIGITS = 16
 
 local function random_hex(bytes)
   local f = io.open("/dev/urandom", "rb")
@@ -23,22 +29,35 @@ end
 --- A fresh name "/vmlab-<kind>-<pid>-<16 hex digits>" (kind: letters only).
 function names.unique(kind)
   assert(type(kind) == "string" and kind:match("^%a+$"), "kind must be letters")
-  return ("/vmlab-%s-%d-%s"):format(kind, vm.getpid(), random_hex(8))
+  return ("/vmlab-%s-%d-%s"):format(kind, vm.getpid(), random_hex(RANDOM_DIGITS // 2))
 end
 
---- kind, pid of a name made by names.unique, or nil.
+--- kind, pid of a name made by names.unique, or nil for any other name
+-- (another pattern, a pid that cannot exist, a random part of another length).
 function names.parse(name)
-  local kind, pid = name:match(PATTERN)
-  if not kind then return nil end
-  return kind, math.tointeger(tonumber(pid))
+  if type(name) ~= "string" or #name > 255 then return nil end
+  local kind, digits, random = name:match(PATTERN)
+  if not kind or #digits > 7 or #random ~= RANDOM_DIGITS or random:find("%u") then return nil end
+  local pid = math.tointeger(tonumber(digits))
+  if not pid or pid < 1 or pid > PID_MAX then return nil end
+  return kind, pid
 end
 
 local function boot_time()
-  for line in io.lines("/proc/stat") do
-    local t = line:match("^btime (%d+)")
-    if t then return tonumber(t) end
-  end
-  return nil
+  local f = io.open("/proc/stat")
+  if not f then return nil end
+  local text = f:read("a") or ""
+  f:close()
+  return tonumber(text:match("\nbtime (%d+)"))
+end
+
+-- The effective uid of this process (the owner of the objects it creates).
+local function my_uid()
+  local f = io.open("/proc/self/status")
+  if not f then return nil end
+  local text = f:read("a") or ""
+  f:close()
+  return math.tointeger(tonumber(text:match("\nUid:%s+%d+%s+(%d+)") or ""))
 end
 
 --- Is process `pid` alive, and could it be the creator of an object last
@@ -48,25 +67,27 @@ function names.creator_alive(pid, mtime)
   if not f then return false end
   local stat = f:read("a")
   f:close()
-  local rest = stat and stat:match("%) (.*)$") -- after "(comm) "
-  if not rest then return false end
+  local rest = stat and stat:match("^.*%) (.*)$") -- after the last ") ": comm may hold anything
+  if not rest then return true end -- unreadable: assume alive, remove nothing
   local fields = {}
   for w in rest:gmatch("%S+") do fields[#fields + 1] = w end
   if fields[1] == "Z" or fields[1] == "X" then return false end
-  local start, btime = tonumber(fields[20]), boot_time() -- field 22 of stat(5)
-  if mtime and start and btime and btime + start / USER_HZ > mtime + 2 then
+  local start, btime, hz = tonumber(fields[20]), boot_time(), vm.clock_ticks -- field 22 of proc(5)
+  if mtime and start and btime and hz and hz > 0 and btime + start / hz > mtime + 2 then
     return false -- that pid now belongs to a process younger than the object
   end
   return true
 end
 
---- Unlink vmlab objects (of `kind`, or of any kind) whose creator is gone.
+--- Unlink the caller's own vmlab objects of `kind` whose creator is gone.
 -- Returns the list of names removed.
 function names.sweep(kind)
-  local removed = {}
-  for _, o in ipairs(vm.shm_list("vmlab-")) do
+  assert(type(kind) == "string" and kind:match("^%a+$"), "kind must be letters")
+  local removed, uid, me = {}, my_uid(), vm.getpid()
+  local list = uid and vm.shm_list("vmlab-" .. kind .. "-")
+  for _, o in ipairs(list or {}) do
     local k, pid = names.parse(o.name)
-    if k and (kind == nil or k == kind) and pid ~= vm.getpid() and not names.creator_alive(pid, o.mtime) then
+    if k == kind and o.uid == uid and pid ~= me and not names.creator_alive(pid, o.mtime) then
       if vm.shm_unlink(o.name) then removed[#removed + 1] = o.name end
     end
   end

@@ -1,17 +1,22 @@
 --- vmlab.sum.parent: the parent of `vmlab sum` (lab section 8, done right).
 --
 -- The steps of the lab, in order:
+--   0. open /dev/null on any closed standard descriptor (0, 1, 2), so that
+--      neither the object nor the output can take its number; open the
+--      output (a FIFO without a reader is waited for, signals still heard);
 --   1. shm_open(name, O_CREAT|O_EXCL, 0600) with an unpredictable name that
---      carries our pid; ftruncate; mmap (vm.shm_open does the three);
+--      carries our pid; ftruncate; mmap (vm.shm_open does the three); and
+--      unlink the name at once (unless opts.keep): the object lives on in
+--      our mapping and descriptor, and no name can outlive us, whoever dies;
 --   2. fill the header (vmlab.sum.ring);
---   3. fork + exec the child: `lua5.4 child_main.lua NAME OUT PPID`, with
---      PR_SET_PDEATHSIG = SIGTERM so it learns of our death;
---   4. once the child has attached (opened and mapped the object), unlink
---      the name: from then on nothing can be left in /dev/shm, whoever dies;
---   5. hand the input over: batches of bytes through a ring of slots
+--   3. fork + exec the child: `lua5.4 child_main.lua NAME OUT PPID`, the
+--      object's descriptor as its standard input, the output as its standard
+--      output, and PR_SET_PDEATHSIG = SIGKILL (checked against a parent that
+--      died before it was set), so it dies with us whatever it is blocked on;
+--   4. hand the input over: batches of bytes through a ring of slots
 --      (futex or sem), or line by line through one slot and a polled flag
 --      (poll, the lab's protocol); from a terminal each line as it is typed;
---   6. say "end of input" (or "abort"), wait for the child, munmap.
+--   5. say "end of input" (or "abort"), wait for the child, munmap.
 -- Every wait has a short timeout, so the death of the child, SIGINT, SIGTERM
 -- and SIGHUP are noticed within a fraction of a second.
 -- @module vmlab.sum.parent
@@ -22,11 +27,12 @@ local names = require "vmlab.sum.names"
 local parent = {}
 
 parent.defaults = {
-  out = "sums.txt", sync = "futex", slots = ring.SLOTS, slot_size = ring.SLOT_SIZE,
+  out = "-", sync = "futex", slots = ring.SLOTS, slot_size = ring.SLOT_SIZE,
   fd = 0,            -- the input
   interactive = nil, -- a terminal: hand each line over at once, an empty line ends (default: isatty(fd))
   lua = nil,         -- interpreter for the child (default: $VMLAB_LUA or lua5.4)
   log = nil,         -- function(message) for what a person should see (default: stderr)
+  keep = false,      -- leave the object's name in /dev/shm until the run ends (default: unlinked at once)
 }
 
 local TICK = 0.2 -- seconds: the longest a wait goes without checking the child and signals
@@ -43,16 +49,34 @@ end
 local function check(ctx)
   local sig = vm.signal_caught()
   if sig then return "signal", sig end
-  if not ctx.unlinked then
-    local state = ring.child_state(ctx.s)
-    if state == "attached" or state == "done" then
-      ctx.unlinked = true
-      local ok, err = ctx.s:unlink() -- the child has it mapped: the name is no longer needed
-      if not ok then ctx.log("warning: " .. tostring(err)) end
-    end
-  end
   if not ctx.child:running() then return "child" end
   return nil
+end
+
+-- An error raised while the shared object was in use, as a protocol error
+-- (a fault on a truncated object, a bad word).
+local function protocol_error(err)
+  err = tostring(err)
+  return err:match("^protocol: ") and err or "protocol: " .. err
+end
+
+-- The output file, opened here and handed to the child as its standard
+-- output. A FIFO with no reader yet is waited for, a signal still stops us.
+-- Returns a Lua file, or nil, message, or false, signal name.
+local function open_output(path, log)
+  local told = false
+  while true do
+    local f, err = vm.open_output(path)
+    if f then return f end
+    if f == nil then return nil, err end
+    local sig = vm.signal_caught()
+    if sig then return false, sig end
+    if not told then
+      log(("waiting for a reader of %s"):format(path))
+      told = true
+    end
+    vm.sleep(0.02)
+  end
 end
 
 -- futex / sem: read input straight into free slots, one read(2) per slot.
@@ -74,6 +98,7 @@ local function transfer_slots(ctx)
           at_line_start = text:sub(-1) == "\n"
         end
         prod:publish(n)
+        ctx.bytes = ctx.bytes + n
         ctx.prompt()
       end
     end
@@ -94,6 +119,7 @@ local function transfer_lines(ctx)
       if off then
         s:write(off, piece)
         prod:publish(#piece)
+        ctx.bytes = ctx.bytes + #piece
         return nil
       end
     end
@@ -172,8 +198,9 @@ end
 local session
 
 --- Run the protocol. opts: see parent.defaults. Returns a result table
--- { code = exit code (0 ok, 1 failed, 128+n stopped by signal n), message =
---   what went wrong or nil, lines=, numbers=, errors=, seconds=,
+-- { code = exit code (0 ok, 1 failed, 2 bad usage: closed standard stream,
+--   output that cannot be opened; 128+n stopped by signal n), message =
+--   what went wrong or nil, lines=, numbers=, errors=, written=, seconds=,
 --   lines_per_second=, sync=, out=, child_pid=, child_status= }.
 function parent.run(opts)
   local o = {}
@@ -183,10 +210,21 @@ function parent.run(opts)
   local slots = o.sync == "poll" and 1 or o.slots
   local geometry_ok, geometry_err = ring.check_geometry(slots, o.slot_size)
   if not geometry_ok then error(geometry_err, 2) end
+  -- first of all: a closed 0, 1 or 2 must not become the object or the output
+  local filled = {}
+  for _, fd in ipairs(vm.fill_std_fds() or {}) do filled[fd] = true end
   local log = o.log or function(msg) io.stderr:write("vmlab sum: ", msg, "\n") end
+  local res = { sync = o.sync, out = o.out, lines = 0, numbers = 0, errors = 0, written = 0, code = 1 }
+  if filled[o.fd] then
+    res.code, res.message = 2, "standard input is closed: nothing to read"
+    return res
+  end
+  if o.out == "-" and filled[1] then
+    res.code, res.message = 2, "standard output is closed: name a file with --out"
+    return res
+  end
   local interactive = o.interactive
   if interactive == nil then interactive = vm.isatty(o.fd) end
-  local res = { sync = o.sync, out = o.out, lines = 0, numbers = 0, errors = 0, code = 1 }
   -- from here on SIGINT/SIGTERM/SIGHUP only set a flag: we stop, and clean up
   vm.signal_catch({ "INT", "TERM", "HUP" })
   vm.signal_caught(true)
@@ -196,45 +234,58 @@ function parent.run(opts)
   return res
 end
 
+local function describe_out(o) return o.out == "-" and "standard output" or o.out end
+
 -- parent.run after its checks: everything between signal_catch and signal_restore.
 function session(o, slots, res, log, interactive)
   local t0 = vm.now()
-  names.sweep()
+  pcall(names.sweep, "sum") -- a sweep that fails must not stop the run
   local prog = child_program()
   if not prog then
     res.message = "cannot find vmlab/sum/child_main.lua on package.path"
     return res
   end
-  if o.out ~= "-" then -- fail early, before any process or object exists
-    local f, err = io.open(o.out, "w")
-    if not f then
-      res.message = err
+  local out_file
+  if o.out ~= "-" then -- before any process or object exists
+    local f, why = open_output(o.out, log)
+    if f == false then
+      res.code = 128 + (vm.signals[why] or 0)
+      res.message = ("stopped by %s while waiting for a reader of %s"):format(why, o.out)
       return res
     end
-    f:close()
+    if not f then
+      res.code, res.message = 2, why
+      return res
+    end
+    out_file = f
   end
   local name = names.unique("sum")
   local s, err = vm.shm_open(name, { create = true, exclusive = true, mode = tonumber("600", 8),
     size = ring.size(slots, o.slot_size) })
   if not s then
+    if out_file then out_file:close() end
     res.message = err
     return res
   end
+  if not o.keep then s:unlink() end -- the child gets the object by descriptor: no name needed
   ring.init(s, o.sync, slots, o.slot_size, vm.getpid())
-  local prompting = interactive and vm.isatty(2)
+  local prompting = interactive and vm.isatty(2) and not (o.out == "-" and vm.isatty(1))
   local ctx = {
-    s = s, fd = o.fd, interactive = interactive, log = log, unlinked = false,
+    s = s, fd = o.fd, interactive = interactive, log = log, bytes = 0,
     prod = ring.producer(s, o.sync, slots, o.slot_size),
     prompt = prompting and function() io.stderr:write("> ") end or function() end,
   }
   local ok, how, detail = pcall(function()
+    local shm_file = assert(s:as_file())
     local child, spawn_err = vm.spawn({ o.lua or os.getenv("VMLAB_LUA") or "lua5.4", prog, name, o.out,
       tostring(vm.getpid()) }, { env = { LUA_PATH = package.path, LUA_CPATH = package.cpath },
-      stdin = "/dev/null", death_signal = "TERM" })
+      stdin = shm_file, stdout = out_file, death_signal = "KILL" })
+    shm_file:close()
+    if out_file then out_file:close() end
     if not child then error("cannot start the child: " .. tostring(spawn_err), 0) end
     ctx.child, res.child_pid = child, child.pid
     if interactive then
-      log(("type numbers separated by spaces; an empty line ends. Results go to %s."):format(o.out))
+      log(("type numbers separated by spaces; an empty line ends. Results go to %s."):format(describe_out(o)))
       ctx.prompt()
     end
     if o.sync == "poll" then
@@ -243,7 +294,8 @@ function session(o, slots, res, log, interactive)
     end
     return transfer_slots(ctx)
   end)
-  if not ok then how, detail = "error", how end
+  if out_file and io.type(out_file) == "file" then out_file:close() end
+  if not ok then how, detail = "error", protocol_error(how) end
   local status, late_sig
   if ctx.child then
     local fin_ok, st, sig = pcall(finish, ctx, how)
@@ -252,14 +304,21 @@ function session(o, slots, res, log, interactive)
     else
       if ctx.child:running() then ctx.child:kill("KILL") end
       status = ctx.child:wait()
-      how, detail = how == "eof" and "error" or how, detail or st
+      how, detail = how == "eof" and "error" or how, detail or protocol_error(st)
     end
   end
-  local stats = ring.stats(s)
-  local state = ring.child_state(s)
+  local read_ok, stats, state = pcall(function()
+    local st, why = ring.stats(s, ctx.bytes)
+    return st or why, ring.child_state(s)
+  end)
+  if not read_ok then stats, state = protocol_error(stats), "unknown" end
   if ctx.staging then ctx.staging:close() end
-  s:close() -- munmap; unlinks the name if the child never attached
-  res.lines, res.numbers, res.errors = stats.lines, stats.numbers, stats.errors
+  s:close() -- munmap; unlinks the name if it was kept
+  if type(stats) == "table" then
+    res.lines, res.numbers, res.errors, res.written = stats.lines, stats.numbers, stats.errors, stats.written
+  elseif how == "eof" or how == "child" then
+    how, detail = "error", stats
+  end
   res.seconds = vm.now() - t0
   res.lines_per_second = res.seconds > 0 and res.lines / res.seconds or 0
   res.child_status = status
@@ -267,13 +326,13 @@ function session(o, slots, res, log, interactive)
     local sig = how == "signal" and detail or late_sig
     res.code = 128 + (vm.signals[sig] or 0)
     res.message = ("stopped by %s; the child %s; the results of %d lines are in %s"):format(sig, describe(status),
-      res.lines, o.out)
+      res.written, describe_out(o))
   elseif how == "eof" and status and status.exited and status.code == 0 and state == "done" then
     res.code = 0
   elseif how == "eof" or how == "child" then
     res.message = ("the child (pid %s) %s after %d lines%s; the results it wrote are in %s"):format(
-      tostring(res.child_pid), describe(status), res.lines, state == "failed" and " (it reported a failure)" or "",
-      o.out)
+      tostring(res.child_pid), describe(status), res.written, state == "failed" and " (it reported a failure)" or "",
+      describe_out(o))
   else
     res.message = ("%s; the child %s"):format(tostring(detail), describe(status))
   end
@@ -283,7 +342,8 @@ end
 --- The end-of-run line for stderr.
 function parent.summary(res)
   return ("%d lines, %d numbers, %d error lines, %.3f s, %.0f lines/s (sync %s, out %s)"):format(res.lines,
-    res.numbers, res.errors, res.seconds or 0, res.lines_per_second or 0, res.sync, res.out)
+    res.numbers, res.errors, res.seconds or 0, res.lines_per_second or 0, res.sync,
+    res.out == "-" and "standard output" or res.out)
 end
 
 return parent

@@ -11,20 +11,26 @@
 --    48 data_seq (i32 futex word: the parent bumps it after each publish or state change)
 --    52 space_seq (i32 futex word: the child bumps it after each slot it frees, and on attach)
 --    64 head (i64, slots published; own cache line)   128 tail (i64, slots freed; own cache line)
---   192 lines, 200 numbers, 208 error lines (i64: the child's running totals)
---   256 items, 320 spaces (sem_t: the `sem` handoff)  384 ready (i32: the lab's data_ready flag, `poll`)
+--   192 lines, 200 numbers, 208 error lines, 216 lines written (i64: the child's running totals;
+--       "written" counts the result lines that reached the output)
+--   256 items, 320 spaces (the `sem` handoff: a count (u32) and its sleepers (u32) each, see
+--       r:count_post/r:count_wait in sum.c: semaphores whose words garbage cannot turn into an abort)
+--   384 ready (i32: the lab's data_ready flag, `poll`)
 --   512 slot lengths (i64 each)                      4096 slot data (slots x slot size)
 --
 -- Handoffs: `futex` and `sem` run a ring of slots, one batch of input bytes
--- per slot, the waiting side sleeping in futex(2) or sem_wait(3); `poll` is
+-- per slot, the waiting side sleeping in futex(2) or on a counting semaphore
+-- (count_wait, like sem_wait(3)); `poll` is
 -- the lab's protocol, one slot, a ready flag polled with usleep(1000).
--- The child trusts nothing it reads from shared memory: head and slot
--- lengths are read once, bounded, then used; a bad one is a protocol error.
+-- Neither side trusts what it reads from shared memory: head, tail, slot
+-- lengths, semaphore counts and the child's totals are read once, bounded,
+-- then used; a bad one is a protocol error ("protocol: ..."), and so is a
+-- fault on an object that was truncated under the mapping.
 -- @module vmlab.sum.ring
 local ring = {}
 
 ring.MAGIC = string.unpack("<i8", "vmlabsum")
-ring.VERSION = 1
+ring.VERSION = 2
 ring.SYNC = { futex = 1, poll = 2, sem = 3 }
 ring.SYNC_NAME = { "futex", "poll", "sem" }
 ring.CHILD = { starting = 0, attached = 1, done = 2, failed = 3 }
@@ -34,18 +40,25 @@ ring.SLOTS, ring.SLOT_SIZE = 16, 64 * 1024
 local O = {
   magic = 0, version = 8, sync = 12, slots = 16, slot_size = 20, parent_pid = 24, child_pid = 32,
   child_state = 40, parent_state = 44, data_seq = 48, space_seq = 52, head = 64, tail = 128,
-  lines = 192, numbers = 200, errors = 208, items = 256, spaces = 320, ready = 384, lens = 512,
+  lines = 192, numbers = 200, errors = 208, written = 216, items = 256, spaces = 320, ready = 384, lens = 512,
   data = 4096,
 }
 ring.OFFSET = O
 local MAX_SLOTS = (O.data - O.lens) // 8
 local MAX_SLOT_SIZE = 1 << 30
 
+local function protocol(fmt, ...) error("protocol: " .. fmt:format(...), 0) end
+
+-- The most a semaphore may count: spaces <= slots; items <= one per
+-- published slot plus the ends the parent announces.
+local function sem_max(sem, slots) return sem == O.spaces and slots or slots + 4 end
+
 -- Tell the other side that the word at seq changed: bump it and wake its
 -- waiters (futex), or post the semaphore at sem (sync "sem").
-local function notify(s, sync, seq, sem)
+local function notify(s, sync, seq, sem, slots)
   if sync == "sem" then
-    assert(s:sem_post(sem))
+    local ok, why = s:count_post(sem, sem_max(sem, slots))
+    if not ok then protocol("%s", why) end
   else
     s:atomic_add(seq, 1, 32)
     s:wake(seq)
@@ -74,8 +87,8 @@ function ring.init(s, sync, slots, slot_size, parent_pid)
   s:atomic_store(O.slot_size, slot_size, 32)
   s:atomic_store(O.parent_pid, parent_pid)
   if sync == "sem" then
-    assert(s:sem_init(O.items, 0))
-    assert(s:sem_init(O.spaces, slots))
+    s:atomic_store(O.items, 0, 32)
+    s:atomic_store(O.spaces, slots, 32)
   end
   s:atomic_store(O.magic, ring.MAGIC) -- last: the header is complete
 end
@@ -117,15 +130,29 @@ function ring.child_state(s)
   return "unknown"
 end
 
---- The child's running totals, stored after each batch.
-function ring.store_stats(s, st)
+--- The child's running totals, stored after each batch; `written`: the
+-- result lines that reached the output.
+function ring.store_stats(s, st, written)
   s:atomic_store(O.lines, st.lines)
   s:atomic_store(O.numbers, st.numbers)
   s:atomic_store(O.errors, st.errors)
+  s:atomic_store(O.written, written or 0)
 end
 
-function ring.stats(s)
-  return { lines = s:atomic_load(O.lines), numbers = s:atomic_load(O.numbers), errors = s:atomic_load(O.errors) }
+--- The child's totals as the parent reads them, bounded by what it handed
+-- over (`bytes` of input: no more lines than bytes + 1, no more numbers
+-- than bytes, no more error lines or lines written than lines). Returns
+-- { lines=, numbers=, errors=, written= } or nil, "protocol: ...".
+function ring.stats(s, bytes)
+  local st = { lines = s:atomic_load(O.lines), numbers = s:atomic_load(O.numbers), errors = s:atomic_load(O.errors),
+    written = s:atomic_load(O.written) }
+  bytes = bytes or math.maxinteger - 1
+  if st.lines < 0 or st.lines > bytes + 1 or st.numbers < 0 or st.numbers > bytes or st.errors < 0
+    or st.errors > st.lines or st.written < 0 or st.written > st.lines then
+    return nil, ("protocol: the child's totals are impossible for %d bytes of input (lines %d, numbers %d, "
+      .. "error lines %d, written %d)"):format(bytes, st.lines, st.numbers, st.errors, st.written)
+  end
+  return st
 end
 
 -- Producer ------------------------------------------------------------------
@@ -151,7 +178,8 @@ function Producer:acquire(timeout)
       if r ~= "changed" or s:atomic_load(O.ready, 32) ~= 0 then return false, r == "changed" and "timeout" or r end
     end
   elseif self.sync == "sem" then
-    local ok, why = s:sem_wait(O.spaces, timeout)
+    local ok, why = s:count_wait(O.spaces, timeout, slots)
+    if ok == nil then protocol("%s", why) end
     if not ok then return false, why end
   else
     while true do
@@ -180,7 +208,7 @@ function Producer:publish(len)
   s:atomic_store(O.lens + (self.head % self.slots) * 8, len)
   self.head = self.head + 1
   s:atomic_store(O.head, self.head)
-  notify(s, self.sync, O.data_seq, O.items)
+  notify(s, self.sync, O.data_seq, O.items, self.slots)
 end
 
 --- Tell the child that input ended ("eof") or that it must stop ("abort").
@@ -195,7 +223,11 @@ function Producer:finish(state, timeout)
     s:atomic_store(O.ready, 2, 32)
   end
   s:atomic_store(O.parent_state, ring.PARENT[state], 32)
-  notify(s, self.sync, O.data_seq, O.items)
+  if self.sync == "sem" then -- a wake for the child: best effort, the state word above is what counts
+    s:count_post(O.items, sem_max(O.items, self.slots))
+  else
+    notify(s, self.sync, O.data_seq, O.items, self.slots)
+  end
   return true
 end
 
@@ -209,8 +241,6 @@ function ring.consumer(s, geometry)
   return setmetatable({ s = s, sync = geometry.sync, slots = geometry.slots, slot_size = geometry.slot_size,
     tail = 0 }, Consumer)
 end
-
-local function protocol(fmt, ...) error("protocol: " .. fmt:format(...), 0) end
 
 -- Copy the slot out (read its length once, bound it), then free it.
 function Consumer:copy_slot(slot, len_offset)
@@ -255,12 +285,14 @@ function Consumer:take(timeout)
       protocol("head %d is out of range (tail %d, %d slots)", head, self.tail, slots)
     end
     if self.sync == "sem" and avail == 0 and state == ring.PARENT.running then
-      local ok, why = s:sem_wait(O.items, timeout) -- one token per published slot, one for the end
+      local ok, why = s:count_wait(O.items, timeout, sem_max(O.items, slots)) -- a token per slot, one per end
+      if ok == nil then protocol("%s", why) end
       if not ok then return nil, why end
       self.token = true
     elseif avail > 0 then
       if self.sync == "sem" and not self.token then
-        local ok, why = s:sem_wait(O.items, timeout)
+        local ok, why = s:count_wait(O.items, timeout, sem_max(O.items, slots))
+        if ok == nil then protocol("%s", why) end
         if not ok then return nil, why end
       end
       self.token = false
@@ -268,7 +300,7 @@ function Consumer:take(timeout)
       local data = self:copy_slot(slot, O.lens + slot * 8)
       self.tail = self.tail + 1
       s:atomic_store(O.tail, self.tail)
-      notify(s, self.sync, O.space_seq, O.spaces)
+      notify(s, self.sync, O.space_seq, O.spaces, slots)
       return data
     else
       local ended = parent_state_name(state)
