@@ -284,11 +284,45 @@ function M.record()
   return out
 end
 
+-- Requirements measured on first use and cached (name -> {ok, why}):
+-- "glibc_heap": a small malloc block comes from the C library's brk heap (not
+-- an LD_PRELOADed allocator such as jemalloc, nor AddressSanitizer's), so
+-- malloc_trim(3) has that heap to trim; "madv_populate": madvise(MADV_POPULATE_WRITE)
+-- works (Linux 5.14+).
+local once = {}
+function M.measured_once(name)
+  if once[name] then return once[name][1], once[name][2] end
+  local ok, why
+  if name == "glibc_heap" then
+    local b = core.malloc(64 * 1024)
+    local at = b and b.address
+    local lo, hi
+    for line in (slurp("/proc/self/maps") or ""):gmatch("[^\n]+") do
+      local s, e = line:match("^(%x+)%-(%x+) .-%[heap%]%s*$")
+      if s then lo, hi = tonumber(s, 16), tonumber(e, 16) end
+    end
+    if b then b:close() end
+    ok = at ~= nil and lo ~= nil and at >= lo and at < hi
+    why = not ok and ("malloc(64 KiB) returned %s, outside the brk heap %s: this process's malloc is not the C " ..
+      "library's heap (an LD_PRELOADed allocator or a sanitizer's)"):format(at and ("0x%x"):format(at) or "nothing",
+      lo and ("0x%x-0x%x"):format(lo, hi) or "(there is no [heap] mapping)") or nil
+  else
+    local r = core.mmap(core.page_size)
+    local res, err = r:advise("populate_write")
+    r:close()
+    ok = res ~= nil
+    why = not ok and ("madvise(MADV_POPULATE_WRITE) is refused here (Linux 5.14+): %s"):format(tostring(err)) or nil
+  end
+  once[name] = { ok, why }
+  return ok, why
+end
+
 --- Is requirement `name` met by this machine? A requirement is a probe field
 -- that must be true (`"zero_page"`, `"pfns_visible"`, `"perf_faults"`,
 -- `"root"`, ...), or one of "thp" (THP not "never"), "hugetlb" (free hugetlb
 -- pages), "swap" (swap configured), "ksm_running", "no_sanitizer" (no
 -- AddressSanitizer in this process: malloc and SIGSEGV are the C library's and the kernel's).
+-- Also "glibc_heap" and "madv_populate" (see M.measured_once above).
 -- @return true, or false and the reason in words, with the probe's evidence
 function M.has(name)
   local k = M.probes()
@@ -320,6 +354,10 @@ function M.has(name)
     if not lib then return true end
     why = ("AddressSanitizer is loaded in this process (/proc/self/maps maps %s): it replaces malloc " ..
       "and handles SIGSEGV itself"):format(lib)
+  elseif name == "glibc_heap" or name == "madv_populate" then
+    local ok
+    ok, why = M.measured_once(name)
+    if ok then return true end
   elseif M.meaning[name] ~= nil then
     if k[name] == true then return true end
     why = ("%s: no (%s)"):format(M.meaning[name], tostring(k.how[name]))
