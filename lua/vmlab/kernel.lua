@@ -323,6 +323,7 @@ end
 -- pages), "swap" (swap configured), "ksm_running", "no_sanitizer" (no
 -- AddressSanitizer in this process: malloc and SIGSEGV are the C library's and the kernel's).
 -- Also "glibc_heap" and "madv_populate" (see M.measured_once above).
+-- "two_cpus": this process may run on two CPUs at once (Cpus_allowed_list).
 -- @return true, or false and the reason in words, with the probe's evidence
 function M.has(name)
   local k = M.probes()
@@ -358,6 +359,12 @@ function M.has(name)
     local ok
     ok, why = M.measured_once(name)
     if ok then return true end
+  elseif name == "two_cpus" then -- this process may run on two CPUs at once (races, cross-core IPC)
+    local list = (slurp("/proc/self/status") or ""):match("\nCpus_allowed_list:%s*(%S+)")
+    local n = 0
+    for a, b in (list or ""):gmatch("(%d+)%-?(%d*)") do n = n + (b ~= "" and tonumber(b) - tonumber(a) + 1 or 1) end
+    if n >= 2 then return true end
+    why = ("this process may run on %d CPU only (/proc/self/status Cpus_allowed_list %s)"):format(n, tostring(list))
   elseif M.meaning[name] ~= nil then
     if k[name] == true then return true end
     why = ("%s: no (%s)"):format(M.meaning[name], tostring(k.how[name]))
