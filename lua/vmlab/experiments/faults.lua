@@ -1,16 +1,17 @@
 --- faults: page faults, counted two ways. Writing a fresh 1 MiB buffer costs
--- 256 minor faults, one per 4 KiB page (002_*.txt), as getrusage(2) and the
--- perf_event_open(2) software counter both report. And a program costs
--- faults before its main even runs: exec, the dynamic loader, libc setup.
+-- one minor fault per page (256 with 4 KiB pages; 002_*.txt), as getrusage(2)
+-- and the perf_event_open(2) software counter both report; writing it again
+-- costs none. And a program costs faults before its main even runs: exec, the
+-- dynamic loader, libc setup. The claims below say what this run measured.
 local vm = require "vmlab"
 
 local M = {
   name = "faults",
-  summary = "faults per page, counted by getrusage and by perf: 1 MiB written = 256 faults; a program's startup faults",
+  summary = "faults per page, counted by getrusage and by perf: a fault per page written; a program's startup faults",
   params = { size = 1024 * 1024, program = "/bin/true" },
   tour = { size = 1024 * 1024 },
   writes = function(p) return p.size end,
-  fields = { "size", "pages", "rusage_faults", "perf_faults", "perf_source", "perf_reason",
+  fields = { "size", "pages", "rusage_faults", "perf_faults", "perf_source", "perf_reason", "second_write_faults",
              "startup_program", "startup_faults" },
 }
 
@@ -29,7 +30,7 @@ end
 --- params: size (bytes), program (path of a do-nothing program)
 function M.run(p)
   local r = assert(vm.mmap(p.size))
-  r:advise("nohugepage") -- one fault per 4 KiB page
+  r:advise("nohugepage") -- one fault per base page
   local counter = vm.fault_counter("minor")
   local t = r:touch("write")
   local perf = counter:read()
@@ -45,6 +46,7 @@ function M.run(p)
     result.perf_reason = counter.reason or "perf events are not available"
   end
   counter:close()
+  result.second_write_faults = r:touch("write").minor_faults -- the frames are there now
   r:close()
   local n, why = startup_faults(p.program)
   result.startup_program = p.program
@@ -53,18 +55,67 @@ function M.run(p)
   return result
 end
 
+local u = vm.units
+
+-- n is within [lo, hi] times the page count, give or take a few faults of the process itself
+local function per_page(n, pages, lo, hi)
+  return n ~= nil and n >= pages * lo and n <= pages * hi + 8
+end
+
+M.claims = {
+  { id = "one_fault_per_page",
+    text = "writing fresh memory faults once per page (getrusage)",
+    decide = function(r)
+      return per_page(r.rusage_faults, r.pages, 0.9, 1.1),
+        ("%s minor faults for %s written (%s pages)"):format(u.count(r.rusage_faults), u.bytes(r.size),
+          u.count(r.pages))
+    end,
+    explain = function()
+      return "A fresh page has no frame: its first write traps into the kernel, which gives it one."
+    end },
+  { id = "perf_agrees",
+    text = "the perf page-fault counter counts the same faults as getrusage",
+    requires = "perf_faults",
+    decide = function(r)
+      if r.perf_faults == nil then
+        return nil, nil, "the perf counter was not available: " .. tostring(r.perf_reason)
+      end
+      local d = math.abs(r.perf_faults - r.rusage_faults)
+      return per_page(r.perf_faults, r.pages, 0.9, 1.1) and d <= r.pages * 0.05 + 8,
+        ("perf %s, getrusage %s minor faults for %s pages"):format(u.count(r.perf_faults),
+          u.count(r.rusage_faults), u.count(r.pages))
+    end },
+  { id = "second_write_free",
+    text = "writing the same pages again faults nothing: they have frames now",
+    decide = function(r)
+      return r.second_write_faults <= r.pages * 0.02 + 4,
+        ("%s minor faults for a second write of %s pages"):format(u.count(r.second_write_faults), u.count(r.pages))
+    end },
+  { id = "startup_faults",
+    text = "a program that does nothing costs page faults before its main runs",
+    decide = function(r)
+      if r.startup_faults == nil then
+        return nil, nil, ("%s could not be run: %s"):format(tostring(r.startup_program), tostring(r.startup_reason))
+      end
+      return r.startup_faults >= 10,
+        ("%s minor faults for one whole run of %s"):format(u.count(r.startup_faults), r.startup_program)
+    end,
+    explain = function()
+      return "Before main: exec, the dynamic loader mapping libc and the program, relocations, libc's setup."
+    end },
+}
+
+--- Measurements only; what they mean is decided by the claims.
 function M.explain(r)
-  local u = vm.units
   local lines = {
-    ("Writing %s (%s pages) cost %s minor faults by getrusage%s: one fault per page.")
-      :format(u.bytes(r.size), u.count(r.pages), u.count(r.rusage_faults),
-        r.perf_faults and (" and %s by the perf counter"):format(u.count(r.perf_faults)) or ""),
+    ("Writing %s (%s pages of %s): %s minor faults by getrusage%s; a second write: %s.")
+      :format(u.bytes(r.size), u.count(r.pages), u.bytes(vm.page_size), u.count(r.rusage_faults),
+        r.perf_faults and (", %s by the perf counter"):format(u.count(r.perf_faults)) or "",
+        u.count(r.second_write_faults)),
   }
   if not r.perf_faults then lines[#lines + 1] = "(perf counter unavailable: " .. tostring(r.perf_reason) .. ")" end
   if r.startup_faults then
-    lines[#lines + 1] = ("A whole run of %s, which does nothing, cost %s minor faults: exec, the dynamic loader")
-      :format(r.startup_program, u.count(r.startup_faults))
-    lines[#lines + 1] = "mapping libc and the program, relocations and libc's setup, all before main runs."
+    lines[#lines + 1] = ("A whole run of %s: %s minor faults."):format(r.startup_program, u.count(r.startup_faults))
   end
   return lines
 end
