@@ -5,39 +5,45 @@ package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.pa
 package.cpath = root .. "/build/?.so;" .. package.cpath
 local vm = require "vmlab"
 local units = require "vmlab.units"
+local experiments = require "vmlab.experiments"
+local report = require "vmlab.report"
 
 local SIZE = 64 * 1024 * 1024
 local function rss() return units.bytes(vm.proc.status().VmRSS) end
 
--- Step 1. Map 64 MiB of anonymous memory (4 KiB pages only) and write all of it.
+-- Step 1. Map 64 MiB of anonymous memory (base pages only) and write all of it.
 local r = assert(vm.mmap(SIZE))
 r:advise("nohugepage")
 print("after mmap:             RSS " .. rss())
 r:fill(0xab)
 print("after writing it:       RSS " .. rss())
 
--- Step 2. MADV_DONTNEED: the kernel takes the pages back right away.
+-- Step 2. MADV_DONTNEED, then read the first byte back.
 r:advise("dontneed")
 print("after MADV_DONTNEED:    RSS " .. rss())
--- The mapping is still there; what was written is not: fresh pages read as zero.
+print("first byte now:         " .. r:read(0, 1):byte() .. " (it was 171 = 0xab)")
+
+-- Step 3. MADV_FREE: "take them if you need to". Is anything taken yet?
+r:fill(0xab)
+local ok, err = r:advise("free")
+print("after MADV_FREE:        RSS " .. rss() .. (ok and "" or (" (refused: " .. tostring(err) .. ")")))
 print("first byte now:         " .. r:read(0, 1):byte())
 
--- Step 3. MADV_FREE: "take them if you need to" -- with memory to spare, nothing happens yet.
-r:fill(0xab)
-r:advise("free")
-print("after MADV_FREE:        RSS " .. rss() .. " (the kernel reclaims only under pressure)")
-print("first byte now:         " .. r:read(0, 1):byte() .. " (still there, until reclaimed)")
-
--- Step 4. MADV_POPULATE_WRITE: fault every page in now, so later writes cost no faults.
+-- Step 4. MADV_POPULATE_WRITE: fault every page in now, then count the faults of writing it all.
 r:advise("dontneed")
-r:advise("populate_write")
-print("after POPULATE_WRITE:   RSS " .. rss() .. ", faults writing it all: " .. r:touch("write").minor_faults)
+ok, err = r:advise("populate_write")
+if ok then
+  print("after POPULATE_WRITE:   RSS " .. rss() .. ", faults writing it all: " .. r:touch("write").minor_faults)
+else
+  print("MADV_POPULATE_WRITE refused: " .. tostring(err))
+end
 r:close()
 print("after munmap:           RSS " .. rss())
 
--- Step 5. malloc_trim: freed heap memory stays with malloc until it is trimmed.
+-- Step 5. malloc_trim: what do free() and malloc_trim(0) each give back?
 local blocks = {}
 for i = 1, 512 do blocks[i] = vm.malloc(64 * 1024); blocks[i]:fill(1) end
+print("heap blocks written:    RSS " .. rss())
 local keep = blocks[512] -- the last block stays, so the heap cannot shrink from its top by itself
 for i = 1, 511 do blocks[i]:close() end
 print("heap blocks freed:      RSS " .. rss())
@@ -45,4 +51,8 @@ vm.malloc_trim(0)
 print("after malloc_trim(0):   RSS " .. rss())
 keep:close()
 
--- The same steps, measured and explained:  bin/vmlab run madvise
+-- Step 6. What the lab claims, each claim decided from a run of the experiment here:
+local result = experiments.run("madvise", nil, { tour = true })
+print(table.concat(report.claims_lines({}, result, experiments.get("madvise")), "\n"))
+
+-- The same steps, with every number:  bin/vmlab run madvise

@@ -164,6 +164,8 @@ function M.run(opts)
   return result
 end
 
+M.fs_type, M.pick_dir, M.new_file = fs_type, pick_dir, new_file
+
 function M.explain(res)
   local b = units.bytes
   local lines = {}

@@ -1,7 +1,9 @@
 --- madvise: telling the kernel what you will (not) need, and watching RSS answer.
 -- One anonymous mapping goes through madvise(2) advice after advice, with the
 -- process's RSS after each step; then a file shows WILLNEED's read-ahead, and
--- the heap shows malloc_trim(3) giving freed memory back.
+-- the heap shows malloc_trim(3) giving freed memory back. The claims below are
+-- decided from those numbers (an LD_PRELOADed allocator such as jemalloc, or
+-- AddressSanitizer's, does not use glibc's heap: the malloc_trim claim says so).
 -- @module vmlab.experiments.madvise
 local vm = require "vmlab"
 local units = require "vmlab.units"
@@ -29,16 +31,40 @@ local function reads_zeros(r)
   return true
 end
 
--- A file of `size` bytes in /tmp (os.tmpname), written through the page cache.
+-- A file of `size` bytes in a disk-backed temp directory (as file-mmap picks
+-- it: a tmpfs /tmp keeps files in memory, so there is nothing to read ahead),
+-- written through the page cache.
 local function make_file(size)
-  local path = os.tmpname()
+  local fm = require "vmlab.experiments.file-mmap"
+  local path = fm.new_file(fm.pick_dir("auto"))
   pagecache.fill(path, size, "v")
-  return path
+  return path, fm.fs_type(path)
+end
+
+-- What the first page of r reads as: "old" (the bytes `old`), "zeros" or "other".
+local function first_page(r, old)
+  local s = r:read(0, PAGE)
+  if s == old then return "old" end
+  if s == ZERO_PAGE then return "zeros" end
+  return "other"
+end
+
+-- How many of the blocks lie in the brk heap ([heap] in /proc/self/maps).
+local function in_brk_heap(blocks)
+  local lo, hi
+  for _, m in ipairs(vm.proc.maps() or {}) do
+    if m.path == "[heap]" then lo, hi = m.start, m.finish end
+  end
+  local n = 0
+  if lo then
+    for _, blk in pairs(blocks) do
+      if blk.address >= lo and blk.address < hi then n = n + 1 end
+    end
+  end
+  return n
 end
 
 local now = vm.now
-
-local function sanitized() return os.getenv("VMLAB_SANITIZED") == "1" end
 
 local M = {
   name = "madvise",
@@ -56,11 +82,13 @@ local M = {
     free_rss_drop = "bytes", free_data_kept = "text", willneed_rss_growth = "bytes",
     populate_write_rss_growth = "bytes", populate_write_seconds = "seconds", populate_write_touch_faults = "count",
     heap_rss_growth = "bytes", heap_free_rss_drop = "bytes", trim_rss_drop = "bytes", trim_released = "text",
+    free_read = "text", mem_available = "bytes", heap_size = "bytes", heap_blocks = "count",
+    heap_blocks_in_brk = "count",
   },
   fields = { "size", "pages", "write_faults", "dontneed_rss_drop", "zeros_after_dontneed",
              "read_after_dontneed_rss_growth", "lazy_free", "free_rss_drop", "free_data_kept", "willneed_rss_growth",
              "populate_write_rss_growth", "populate_write_seconds", "populate_write_touch_faults", "willneed_file",
-             "heap_rss_growth", "heap_free_rss_drop", "trim_rss_drop", "trim_released", "steps",
+             "free_read", "heap_blocks", "heap_blocks_in_brk", "heap_rss_growth", "heap_free_rss_drop", "trim_rss_drop", "trim_released", "steps",
              -- inside willneed_file and steps:
              "cache_drop", "cached_before", "cached_after", "seconds", "major_faults",
              "step", "rss", "detail" },
@@ -73,14 +101,15 @@ function M.run(opts)
   assert(math.type(size) == "integer" and size >= PAGE, "size must be at least one page")
   local b = units.bytes
   local steps = {}
-  local result = { size = size, pages = (size + PAGE - 1) // PAGE, steps = steps }
+  local result = { size = size, pages = (size + PAGE - 1) // PAGE, steps = steps, block = opts.block,
+                   heap_size = opts.heap_size }
   local function step(name, detail)
     local row = { step = name, rss = rss(), detail = detail }
     steps[#steps + 1] = row
     return row
   end
 
-  -- 1. An anonymous mapping, 4 KiB pages only (nohugepage), so RSS moves page by page.
+  -- 1. An anonymous mapping, base pages only (nohugepage), so RSS moves page by page.
   local r <close> = assert(vm.mmap(size))
   r:advise("nohugepage")
   step("mmap", b(size) .. " mapped, nothing touched")
@@ -89,24 +118,28 @@ function M.run(opts)
   result.timeline = t.timeline -- the first write, a sample every 1 MiB
   local written = step("write", ("every page written: %d faults"):format(t.minor_faults))
 
-  -- 2. DONTNEED: the pages are gone at once; the mapping stays, and reads see zeros.
+  -- 2. DONTNEED: the pages go back to the kernel; the mapping stays.
   assert(r:advise("dontneed"))
-  local dropped = step("madvise dontneed", "the pages go back to the kernel at once")
+  local dropped = step("madvise dontneed", ("RSS -%s"):format(b(written.rss - rss())))
   result.dontneed_rss_drop = written.rss - dropped.rss
   result.zeros_after_dontneed = reads_zeros(r)
-  local reread = step("read after dontneed", result.zeros_after_dontneed and "reads see zeros (zero page)"
-    or "reads do NOT see zeros")
+  local reread = step("read after dontneed", result.zeros_after_dontneed
+    and "the first, middle and last page read as zeros" or "the pages read back do NOT hold zeros")
   result.read_after_dontneed_rss_growth = reread.rss - dropped.rss
 
   -- 3. FREE: the kernel may take the pages when it needs memory; until then they stay.
   r:touch("write", { value = 0xab })
   local before_free = step("write again", "every page written again")
+  local old_page = r:read(0, PAGE)
   local ok, err = r:advise("free")
   if ok then
+    local s = step("madvise free", "")
     result.lazy_free = smaps_field(r.address, "LazyFree")
-    result.free_data_kept = r:read(0, 1) == "\xab"
-    local s = step("madvise free", ("%s LazyFree in smaps; the data is %s"):format(b(result.lazy_free),
-      result.free_data_kept and "still there" or "gone"))
+    result.free_read = first_page(r, old_page)
+    result.free_data_kept = result.free_read == "old"
+    result.mem_available = vm.proc.meminfo().MemAvailable
+    s.detail = ("%s LazyFree in smaps; the first page reads %s"):format(b(result.lazy_free),
+      ({ old = "the old data", zeros = "zeros", other = "neither the old data nor zeros" })[result.free_read])
     result.free_rss_drop = before_free.rss - s.rss
   else
     result.free_error = err
@@ -117,15 +150,17 @@ function M.run(opts)
   assert(r:advise("dontneed"))
   local again = step("madvise dontneed", "dropped again")
   assert(r:advise("willneed"))
-  local wn = step("madvise willneed", "anonymous memory: only swapped-out pages would be read back; maps nothing")
+  local wn = step("madvise willneed", "anonymous memory")
   result.willneed_rss_growth = wn.rss - again.rss
+  wn.detail = ("anonymous memory: RSS %s%s"):format(result.willneed_rss_growth < 0 and "-" or "+",
+    b(math.abs(result.willneed_rss_growth)))
 
   -- 5. POPULATE_WRITE (Linux 5.14+): the kernel faults every page in now, so the touch costs none.
   local t0 = now()
   ok, err = r:advise("populate_write")
   if ok then
     result.populate_write_seconds = now() - t0
-    local s = step("madvise populate_write", "every page faulted in by the kernel, no access")
+    local s = step("madvise populate_write", ("RSS +%s in one call, no access"):format(b(rss() - wn.rss)))
     result.populate_write_rss_growth = s.rss - wn.rss
     result.populate_write_touch_faults = r:touch("write").minor_faults
   else
@@ -136,7 +171,7 @@ function M.run(opts)
   step("munmap", "the mapping is gone")
 
   -- 6. WILLNEED on a file: read-ahead into the page cache before any access.
-  local path = make_file(opts.file_size)
+  local path, fstype = make_file(opts.file_size)
   do
     local f <close> = assert(vm.mmap(nil, { file = path, share = "shared" }))
     local how, derr = pagecache.drop(path, f)
@@ -154,7 +189,7 @@ function M.run(opts)
       b(opts.file_size), cached0, f.pages, cached1))
     local touch = f:touch("read")
     result.willneed_file = { pages = f.pages, cached_before = cached0, cached_after = cached1, seconds = changed - t1,
-                             major_faults = touch.major_faults, cache_drop = how or derr }
+                             major_faults = touch.major_faults, cache_drop = how or derr, fs_type = fstype }
   end
   os.remove(path)
 
@@ -177,28 +212,116 @@ function M.run(opts)
     if blocks[i].address > blocks[top].address then top = i end
   end
   local fence = blocks[top]
-  local filled = step("malloc + write", ("%d blocks of %s from the heap"):format(n, b(opts.block)))
+  result.heap_blocks, result.heap_blocks_in_brk = n, in_brk_heap(blocks)
+  local filled = step("malloc + write", ("%d blocks of %s, %d of them in the brk heap"):format(n, b(opts.block),
+    result.heap_blocks_in_brk))
   for i = 1, n do
     if i ~= top then blocks[i]:close() end
   end
   blocks = nil -- luacheck: ignore 311
   collectgarbage()
-  local freed = step("free", ("all but the top block freed: malloc keeps %s free for reuse"):format(
+  local freed = step("free", ("all but the top block freed: mallinfo counts %s free in the heap"):format(
     b(vm.mallinfo().free)))
   result.trim_released = vm.malloc_trim(0)
-  local trimmed = step("malloc_trim(0)",
-    result.trim_released and "free heap pages given back" or "nothing given back")
+  local trimmed = step("malloc_trim(0)", ("returned %s, RSS -%s"):format(
+    result.trim_released and "1 (memory released)" or "0 (nothing released)", b(freed.rss - rss())))
   fence:close()
   result.heap_rss_growth = filled.rss - heap_base
   result.heap_free_rss_drop = filled.rss - freed.rss
   result.trim_rss_drop = freed.rss - trimmed.rss
-  if sanitized() then
-    result.trim_note = "under AddressSanitizer malloc is ASan's allocator; glibc's malloc_trim has nothing of it "
-      .. "to trim"
-  end
   return result
 end
 
+local function near(x, want) return x ~= nil and x >= want * 0.9 and x <= want * 1.1 + (2 << 20) end
+
+M.claims = {
+  { id = "dontneed_drops_rss",
+    text = "MADV_DONTNEED gives the pages back to the kernel at once: RSS drops by the size",
+    decide = function(r)
+      return near(r.dontneed_rss_drop, r.size), ("%s written, RSS -%s right after MADV_DONTNEED"):format(
+        units.bytes(r.size), units.bytes(r.dontneed_rss_drop))
+    end },
+  { id = "dontneed_reads_zeros",
+    text = "after MADV_DONTNEED the mapping stays, and the next read sees zeros: the old data is gone",
+    decide = function(r)
+      return r.zeros_after_dontneed == true, ("the first, middle and last page read %s after DONTNEED; reading "
+        .. "them grew RSS by %s"):format(r.zeros_after_dontneed and "as zeros" or "NOT as zeros",
+        units.bytes(r.read_after_dontneed_rss_growth))
+    end,
+    explain = function()
+      return "The next touch of such a page faults in a fresh zeroed page, as for memory never written."
+    end },
+  { id = "free_is_lazy",
+    text = "MADV_FREE frees lazily: the pages stay (RSS unchanged, LazyFree in smaps) until memory runs short, "
+      .. "and a read sees the old data, or zeros once the kernel took them",
+    decide = function(r)
+      if r.free_error then return nil, nil, "madvise(MADV_FREE) was refused: " .. tostring(r.free_error) end
+      local ev = ("LazyFree %s of %s, RSS -%s after MADV_FREE, the first page reads %s"):format(
+        units.bytes(r.lazy_free), units.bytes(r.size), units.bytes(r.free_rss_drop),
+        ({ old = "the old data", zeros = "zeros", other = "neither the old data nor zeros" })[r.free_read])
+      local stayed = (r.lazy_free or 0) >= r.size * 0.5 and r.free_rss_drop < r.size * 0.5
+      local why
+      if not stayed and r.free_rss_drop >= r.size * 0.5 then
+        why = ("the kernel took the pages at once (memory pressure? MemAvailable %s)"):format(
+          units.bytes(r.mem_available))
+      end
+      return stayed and r.free_read ~= "other", ev, why
+    end,
+    explain = function(r)
+      return r.free_read == "old"
+        and "Nothing was taken yet: with memory to spare the data stays readable, and a write would cancel the advice."
+        or "The kernel took the pages it needed: those read as zeros now."
+    end },
+  { id = "willneed_reads_ahead",
+    text = "MADV_WILLNEED on a mapped file starts reading it into the page cache before any access",
+    decide = function(r)
+      local w = r.willneed_file
+      if not w then return nil end
+      local ev = ("%s file on %s: %s of %s pages cached before the advice, %s after (within %s), no access"):format(
+        units.bytes(w.pages * PAGE), tostring(w.fs_type), units.count(w.cached_before), units.count(w.pages),
+        units.count(w.cached_after), units.seconds(w.seconds))
+      if w.cached_before > w.pages // 2 then
+        return nil, ev, ("the page cache kept the file after %s (%s keeps files in memory?): nothing was left to "
+          .. "read ahead"):format(tostring(w.cache_drop), tostring(w.fs_type))
+      end
+      return w.cached_after - w.cached_before >= math.max(1, w.pages // 8), ev
+    end },
+  { id = "populate_write_prefaults",
+    text = "MADV_POPULATE_WRITE faults every page in at once: RSS grows by the size, "
+      .. "and writing the pages afterwards faults nothing",
+    requires = "madv_populate",
+    decide = function(r)
+      if r.populate_write_error then
+        return nil, nil, "madvise(MADV_POPULATE_WRITE) was refused: " .. tostring(r.populate_write_error)
+      end
+      return near(r.populate_write_rss_growth, r.size)
+          and r.populate_write_touch_faults <= math.max(8, r.pages // 100),
+        ("RSS +%s in one call (%s); writing every page afterwards: %s faults for %s pages"):format(
+          units.bytes(r.populate_write_rss_growth), units.seconds(r.populate_write_seconds),
+          units.count(r.populate_write_touch_faults), units.count(r.pages))
+    end },
+  { id = "trim_returns_heap",
+    text = "free() keeps small blocks' memory in the heap for reuse; malloc_trim(0) gives it back to the kernel",
+    requires = "glibc_heap",
+    decide = function(r)
+      local kept = r.heap_rss_growth - r.heap_free_rss_drop
+      local ev = ("%d blocks of %s (%d in the brk heap): RSS +%s written, -%s after free() of all but the top one, "
+        .. "-%s after malloc_trim(0)"):format(r.heap_blocks, units.bytes(r.block), r.heap_blocks_in_brk,
+        units.bytes(r.heap_rss_growth), units.bytes(r.heap_free_rss_drop), units.bytes(r.trim_rss_drop))
+      if r.heap_rss_growth < r.heap_size * 0.8 then
+        return false, ev, "writing the blocks did not grow RSS by their size"
+      end
+      if kept < r.heap_rss_growth * 0.5 then
+        return false, ev, "free() itself gave most of it back: this allocator returns memory without malloc_trim"
+      end
+      return r.trim_rss_drop >= kept * 0.8, ev
+    end,
+    explain = function()
+      return "glibc's malloc keeps freed chunks for the next malloc; malloc_trim(0) madvises the free pages away."
+    end },
+}
+
+--- Measurements only; what they mean is decided by the claims.
 function M.explain(res)
   local b = units.bytes
   local lines = {}
@@ -206,37 +329,32 @@ function M.explain(res)
     for _, st in ipairs(res.steps or {}) do if st.step == name then return st end end
   end
   local w = find("write")
-  lines[#lines + 1] = ("Writing %s made RSS %s; MADV_DONTNEED dropped it by %s at once: the pages went back to "
-    .. "the kernel."):format(b(res.size), b(w.rss), b(res.dontneed_rss_drop))
-  lines[#lines + 1] = res.zeros_after_dontneed
-    and "Reading after DONTNEED sees zeros: the mapping is still there, the old data is not (fresh zero pages)."
-    or "Reading after DONTNEED did NOT see zeros: unexpected for private anonymous memory."
+  lines[#lines + 1] = ("Writing %s made RSS %s (%s faults); MADV_DONTNEED changed it by -%s; reading afterwards: %s.")
+    :format(b(res.size), b(w.rss), units.count(res.write_faults), b(res.dontneed_rss_drop),
+      res.zeros_after_dontneed and "zeros" or "not zeros")
   if res.lazy_free then
-    local f = find("madvise free")
-    lines[#lines + 1] = ("MADV_FREE did not lower RSS (%s after it) but marked %s LazyFree: the kernel takes those "
-      .. "pages only under memory pressure, so the data is %s."):format(b(f.rss), b(res.lazy_free),
-      res.free_data_kept and "still readable now" or "already gone here")
+    lines[#lines + 1] = ("MADV_FREE: RSS -%s, LazyFree %s, the first page read back: %s."):format(
+      b(res.free_rss_drop), b(res.lazy_free), res.free_read)
   else
-    lines[#lines + 1] = "MADV_FREE is not available here: " .. tostring(res.free_error)
+    lines[#lines + 1] = "MADV_FREE was refused: " .. tostring(res.free_error)
   end
-  lines[#lines + 1] = ("WILLNEED on anonymous memory changed RSS by %s: it only starts reading swapped-out pages "
-    .. "back in, and maps nothing."):format(b(res.willneed_rss_growth))
+  lines[#lines + 1] = ("MADV_WILLNEED on anonymous memory (nothing swapped out) changed RSS by %s."):format(
+    b(res.willneed_rss_growth))
   if res.populate_write_rss_growth then
-    lines[#lines + 1] = ("MADV_POPULATE_WRITE grew RSS by %s in one call (%s); writing every page afterwards cost "
-      .. "%d faults."):format(b(res.populate_write_rss_growth), units.seconds(res.populate_write_seconds),
-      res.populate_write_touch_faults)
+    lines[#lines + 1] = ("MADV_POPULATE_WRITE: RSS +%s in one call (%s); writing every page afterwards: %d faults.")
+      :format(b(res.populate_write_rss_growth), units.seconds(res.populate_write_seconds),
+        res.populate_write_touch_faults)
   else
-    lines[#lines + 1] = "MADV_POPULATE_WRITE is not available here: " .. tostring(res.populate_write_error)
+    lines[#lines + 1] = "MADV_POPULATE_WRITE was refused: " .. tostring(res.populate_write_error)
   end
   local wf = res.willneed_file
   if wf then
-    lines[#lines + 1] = ("On a file, WILLNEED started read-ahead: %d of %d pages cached before, %d within %s "
-      .. "without a single access; reading it all then cost %d major fault(s)."):format(
-      wf.cached_before, wf.pages, wf.cached_after, units.seconds(wf.seconds), wf.major_faults)
+    lines[#lines + 1] = ("File WILLNEED: %d of %d pages cached before, %d within %s without an access; reading it "
+      .. "all then: %d major fault(s)."):format(wf.cached_before, wf.pages, wf.cached_after,
+      units.seconds(wf.seconds), wf.major_faults)
   end
-  lines[#lines + 1] = ("free() of the small blocks gave back %s of RSS (glibc keeps freed heap memory for reuse); "
-    .. "malloc_trim(0) then gave back %s."):format(b(res.heap_free_rss_drop), b(res.trim_rss_drop))
-  if res.trim_note then lines[#lines + 1] = res.trim_note end
+  lines[#lines + 1] = ("Heap: %d blocks written, RSS +%s; free() of all but one: -%s; malloc_trim(0): -%s.")
+    :format(res.heap_blocks, b(res.heap_rss_growth), b(res.heap_free_rss_drop), b(res.trim_rss_drop))
   return lines
 end
 
