@@ -1,25 +1,42 @@
---- tlb: the same memory read in page order and in random page order, with
--- 4 KiB pages and with 2 MiB huge pages.
+--- tlb: the same memory read in page order, in random page order and as a
+-- pointer chase, with base pages and with transparent huge pages.
 -- Every access lands on a different page. The TLB caches a few thousand
--- translations: with 4 KiB pages that covers a few MiB, so a random walk over
+-- translations: with base pages that covers a few MiB, so a random walk over
 -- a large region misses it almost every time and the MMU walks the page
--- table; one 2 MiB translation covers 512 times more, so with huge pages the
--- same walk mostly hits. In page order, prefetching hides most of either.
+-- table; one huge-page translation covers huge_page_size / page_size times
+-- more, so with huge pages the same walk mostly hits. In page order,
+-- prefetching hides most of either; in a pointer chase each read waits for
+-- the one before and pays every miss in full. The page sizes are this
+-- machine's (vm.page_size and the kernel's PMD huge page size); the claims
+-- about speed are ratios measured within one run, and a noisy machine may
+-- not show them: the claims say what was measured.
 -- @module vmlab.experiments.tlb
 local vm = require "vmlab"
 local units = require "vmlab.units"
 
 local PAGE = vm.page_size
-local SYS = "/sys/kernel/mm/transparent_hugepage/"
+local CACHE_LINE = 64
+local MiB = 1024 * 1024
+-- the kernel's PMD huge page size (2 MiB on x86-64, 512 MiB with 64 KiB pages on arm64):
+-- a region must hold at least two of them for the huge-page half
+local HUGE = require("vmlab.kernel")().huge_page_size or 0
 
 local function anon_huge_bytes(address)
   local m = vm.proc.mapping_at(address)
   return m and m.AnonHugePages or 0
 end
 
--- Pre-fault a region with the given advice, then time both orders (best of `repeats`).
-local function measure(opts, huge_size, advice)
-  local r <close> = assert(vm.mmap(opts.size, { fixed_align = huge_size }))
+-- "4 KiB", "2 MiB", "64 KiB": a page size in words
+local function size_name(n)
+  if not n then return "?" end
+  if n % (1 << 20) == 0 then return ("%d MiB"):format(n >> 20) end
+  if n % 1024 == 0 then return ("%d KiB"):format(n >> 10) end
+  return ("%d B"):format(n)
+end
+
+-- Pre-fault a region with the given advice, then time the three orders (best of `repeats`).
+local function measure(opts, align, advice)
+  local r <close> = assert(vm.mmap(opts.size, { fixed_align = align }))
   local ok, err = r:advise(advice)
   if not ok then return { skipped = err } end
   local fault = r:touch("write") -- every page present before timing: no faults are measured
@@ -31,6 +48,7 @@ local function measure(opts, huge_size, advice)
   local passes = math.max(1, (opts.accesses + per_pass - 1) // per_pass)
   out.accesses = per_pass * passes
   out.passes = passes
+  out.faults = 0
   for _, order in ipairs({ "sequential", "random", "chase" }) do
     local walk = { stride = stride, order = order, seed = opts.seed, passes = passes }
     r:touch("read", { stride = stride, order = order, seed = opts.seed }) -- warm up caches and the TLB once
@@ -39,7 +57,7 @@ local function measure(opts, huge_size, advice)
       local t = r:touch("read", walk)
       local ns = t.seconds / t.pages * 1e9
       if not best or ns < best then best = ns end
-      out.faults = (out.faults or 0) + t.minor_faults + t.major_faults
+      out.faults = out.faults + t.minor_faults + t.major_faults
     end
     out[order .. "_ns"] = best
   end
@@ -48,34 +66,41 @@ end
 
 local M = {
   name = "tlb",
-  summary = "pre-faulted memory read in page order vs random page order, 4 KiB vs 2 MiB pages: ns per access",
+  summary = "pre-faulted memory read in page order, random page order and as a pointer chase, "
+    .. "base pages vs huge pages: ns per access",
   params = {
-    size = 512 * 1024 * 1024, -- far beyond what the TLB covers with 4 KiB pages (a few MiB)
-    stride = 4096 + 64,        -- one access per page, each on another cache line (no cache-set pile-up)
-    accesses = 2000000,        -- per timed walk (whole passes over the region)
-    repeats = 3,               -- timed walks per case; the fastest counts
-    seed = 1,                  -- of the random page order
+    size = math.max(512 * MiB, 2 * HUGE), -- far beyond what the TLB covers with base pages (a few MiB)
+    stride = PAGE + CACHE_LINE, -- one access per page, each on another cache line (no cache-set pile-up)
+    accesses = 2000000,         -- per timed walk (whole passes over the region)
+    repeats = 3,                -- timed walks per case; the fastest counts
+    seed = 1,                   -- of the random page order
   },
-  tour = { size = 256 * 1024 * 1024, accesses = 1000000, repeats = 2 },
+  tour = { size = math.max(256 * MiB, 2 * HUGE), accesses = 1000000, repeats = 2 },
   units = {
     size = "bytes", stride = "bytes", accesses = "count", small_sequential_ns = "ns", small_random_ns = "ns",
     huge_sequential_ns = "ns", huge_random_ns = "ns", small_chase_ns = "ns", huge_chase_ns = "ns",
-    anon_huge_bytes = "bytes", huge_skipped = "text",
-    thp = "text",
+    anon_huge_bytes = "bytes", anon_huge_bytes_small = "bytes", huge_skipped = "text", thp = "text",
+    page_size = "bytes", huge_page_size = "bytes", small_faults = "count", huge_faults = "count",
   },
-  fields = { "thp", "size", "stride", "accesses", "small_sequential_ns", "small_random_ns", "huge_sequential_ns",
-             "huge_random_ns", "small_chase_ns", "huge_chase_ns", "anon_huge_bytes", "huge_skipped" },
+  fields = { "thp", "page_size", "huge_page_size", "size", "stride", "accesses", "small_sequential_ns",
+             "small_random_ns", "small_chase_ns", "huge_sequential_ns", "huge_random_ns", "huge_chase_ns",
+             "anon_huge_bytes_small", "anon_huge_bytes", "small_faults", "huge_faults", "huge_skipped" },
 }
 
+--- params: size (bytes), stride (bytes, at least a page), accesses, repeats, seed
 function M.run(opts)
-  assert(math.type(opts.size) == "integer" and opts.size >= 2 * 1024 * 1024, "size must be at least 2 MiB")
-  assert(math.type(opts.stride) == "integer" and opts.stride >= PAGE, "stride must be at least a page")
+  local k = require("vmlab.kernel")()
+  local huge_size = k.huge_page_size
+  assert(math.type(opts.size) == "integer" and opts.size >= 64 * PAGE,
+    "size must be an integer of at least 64 pages (" .. units.bytes(64 * PAGE) .. ")")
+  assert(math.type(opts.stride) == "integer" and opts.stride >= PAGE,
+    "stride must be at least a page (" .. PAGE .. " bytes)")
   assert(opts.repeats >= 1 and opts.accesses >= 1, "repeats and accesses must be positive")
-  local huge_size = 2 * 1024 * 1024
-  local mode = vm.proc.vm_settings().thp_enabled
-  local result = { size = opts.size, stride = opts.stride, thp = mode or "unavailable" }
+  local mode = k.thp_enabled
+  local result = { size = opts.size, stride = opts.stride, thp = mode or "unavailable", page_size = PAGE,
+    huge_page_size = huge_size }
 
-  local small = measure(opts, huge_size, "nohugepage")
+  local small = measure(opts, huge_size or PAGE, "nohugepage")
   if small.skipped then return { skipped = "madvise(MADV_NOHUGEPAGE) failed: " .. small.skipped } end
   result.accesses, result.passes = small.accesses, small.passes
   result.small_sequential_ns, result.small_random_ns = small.sequential_ns, small.random_ns
@@ -83,9 +108,14 @@ function M.run(opts)
   result.small_faults = small.faults
   result.anon_huge_bytes_small = small.anon_huge_bytes
 
-  if mode == nil or mode == "never" then
-    result.huge_skipped = mode == nil and "this kernel has no transparent huge pages"
-      or "transparent huge pages are off (" .. SYS .. "enabled is 'never')"
+  if not huge_size or mode == "unavailable" or mode == "never" then
+    result.huge_skipped = (not huge_size or mode == "unavailable") and "this kernel has no transparent huge pages"
+      or "transparent huge pages are off (/sys/kernel/mm/transparent_hugepage/enabled is 'never')"
+    return result
+  end
+  if opts.size < 2 * huge_size then
+    result.huge_skipped = ("the region (%s) is smaller than two huge pages of %s"):format(units.bytes(opts.size),
+      size_name(huge_size))
     return result
   end
   local huge = measure(opts, huge_size, "hugepage")
@@ -105,38 +135,115 @@ function M.run(opts)
   return result
 end
 
+-- Margins of the speed claims: a ratio counts as "slower"/"faster" only past them.
+M.margins = {
+  random = 1.1, -- random page order vs page order (independent reads: the CPU overlaps misses)
+  chase = 2,    -- pointer chase vs page order (every miss paid in full: usually many times slower)
+  huge = 1.1,   -- base pages vs huge pages (geometric mean of the random walk's and the chase's ratios)
+}
+
+local function ns(x) return x and ("%.1f ns"):format(x) or "n/a" end
+
+local function ratio_claim(slow, fast, margin, what)
+  if not (slow and fast and fast > 0) then return nil end
+  local ratio = slow / fast
+  return ratio >= margin, ("%s: ratio %.2f (counted from %.2f)"):format(what, ratio, margin), ratio
+end
+
+M.claims = {
+  { id = "prefaulted",
+    text = "the timed walks take no page faults: every page was faulted in before the clock started",
+    decide = function(r)
+      local allowed = math.max(8, r.accesses // 1000)
+      local faults = r.small_faults + (r.huge_faults or 0)
+      local ev = ("%s page faults in the timed walks over %s pages%s (%s accesses per walk)")
+        :format(units.count(r.small_faults), size_name(r.page_size),
+          r.huge_faults and (", %s over %s pages"):format(units.count(r.huge_faults), size_name(r.huge_page_size))
+            or "", units.count(r.accesses))
+      return faults <= allowed, ev
+    end },
+  { id = "huge_pages_backed",
+    text = "with MADV_HUGEPAGE the kernel backs the region with huge pages, with MADV_NOHUGEPAGE with none",
+    requires = "thp",
+    decide = function(r)
+      if r.anon_huge_bytes == nil then return nil, r.huge_skipped, r.huge_skipped end
+      local holds = r.anon_huge_bytes >= r.size // 2 and r.anon_huge_bytes_small == 0
+      return holds, ("smaps AnonHugePages: %s of %s with MADV_HUGEPAGE, %s with MADV_NOHUGEPAGE")
+        :format(units.bytes(r.anon_huge_bytes), units.bytes(r.size), units.bytes(r.anon_huge_bytes_small)),
+        not holds and r.huge_skipped or nil
+    end,
+    explain = function(r)
+      return ("One %s huge page replaces %d page-table entries and takes one TLB entry instead of %d.")
+        :format(size_name(r.huge_page_size), r.huge_page_size // r.page_size, r.huge_page_size // r.page_size)
+    end },
+  { id = "random_slower",
+    text = "reading one byte per page in random page order is slower than in page order",
+    timing = true,
+    decide = function(r)
+      local holds, ev = ratio_claim(r.small_random_ns, r.small_sequential_ns, M.margins.random,
+        ("%s pages: %s per access in random order, %s in page order"):format(size_name(r.page_size),
+          ns(r.small_random_ns), ns(r.small_sequential_ns)))
+      return holds, ev, holds == false and "the independent random reads overlapped their misses well enough "
+        .. "on this run (the CPU runs many at once; a noisy machine blurs the rest)" or nil
+    end,
+    explain = function()
+      return "In random order nearly every access misses the TLB and the caches; in page order prefetching "
+        .. "hides much of it."
+    end },
+  { id = "chase_slower",
+    text = "a pointer chase, where each read waits for the one before, is much slower than reads in page order",
+    decide = function(r)
+      return ratio_claim(r.small_chase_ns, r.small_sequential_ns, M.margins.chase,
+        ("%s pages: %s per access in the chase, %s in page order"):format(size_name(r.page_size),
+          ns(r.small_chase_ns), ns(r.small_sequential_ns)))
+    end,
+    explain = function()
+      return "The chase pays every TLB and cache miss in full; independent reads overlap them, so their time is "
+        .. "throughput, smaller than the latency of one miss."
+    end },
+  { id = "huge_faster_random",
+    text = "huge pages make random access faster: one TLB entry covers a whole huge page",
+    requires = "thp",
+    timing = true,
+    decide = function(r)
+      if not r.huge_chase_ns then return nil, r.huge_skipped, r.huge_skipped end
+      -- both random-page-order walks decide: the independent reads (throughput) and the
+      -- chase (latency); their geometric mean is steadier than either on a noisy machine
+      local walk, chase = r.small_random_ns / r.huge_random_ns, r.small_chase_ns / r.huge_chase_ns
+      local mean = math.sqrt(walk * chase)
+      local ev = ("random page order: %s per access with %s pages, %s with %s pages (ratio %.2f); pointer chase: "
+        .. "%s vs %s (ratio %.2f); geometric mean %.2f (counted from %.2f)"):format(ns(r.small_random_ns),
+        size_name(r.page_size), ns(r.huge_random_ns), size_name(r.huge_page_size), walk, ns(r.small_chase_ns),
+        ns(r.huge_chase_ns), chase, mean, M.margins.huge)
+      local holds = mean >= M.margins.huge
+      return holds, ev, not holds and "the TLB misses were hidden behind cache misses or noise on this run "
+        .. "(try a larger size or more repeats)" or nil
+    end,
+    explain = function(r)
+      return ("Same data, same order, only the page size changed: the gap is the TLB's. One %s entry covers "
+        .. "%d times the memory of a %s one."):format(size_name(r.huge_page_size), r.huge_page_size // r.page_size,
+        size_name(r.page_size))
+    end },
+}
+
+--- Measurements only; what they mean is decided by the claims.
 function M.explain(res)
-  local lines = {}
   if res.skipped then return { "Skipped: " .. res.skipped } end
-  local function ns(x) return x and ("%.1f ns"):format(x) or "n/a" end
-  lines[#lines + 1] = ("%s region, one read per page (%s accesses per walk, already faulted in, so no page faults):")
+  local lines = {}
+  lines[#lines + 1] = ("%s region, one read per page (%s accesses per walk, pages faulted in before timing):")
     :format(units.bytes(res.size), units.count(res.accesses))
-  lines[#lines + 1] = ("  4 KiB pages: %s per access in page order, %s in random page order")
-    :format(ns(res.small_sequential_ns), ns(res.small_random_ns))
+  lines[#lines + 1] = ("  %s pages: %s per access in page order, %s in random page order, %s in a pointer chase")
+    :format(size_name(res.page_size), ns(res.small_sequential_ns), ns(res.small_random_ns), ns(res.small_chase_ns))
   if res.huge_skipped then
-    lines[#lines + 1] = "  2 MiB pages: skipped: " .. res.huge_skipped
+    lines[#lines + 1] = ("  %s pages: skipped: %s"):format(size_name(res.huge_page_size), res.huge_skipped)
   else
-    lines[#lines + 1] = ("  2 MiB pages: %s per access in page order, %s in random page order")
-      :format(ns(res.huge_sequential_ns), ns(res.huge_random_ns))
-    -- Same data, same order, only the page size differs: the gap is the TLB's doing.
-    local gain = res.small_random_ns - res.huge_random_ns
-    if gain > 0 then
-      lines[#lines + 1] = ("In random order huge pages saved %s per access (%.0f%% faster): same data, same order, "
-        .. "only the page size changed, so that is the TLB: with 4 KiB pages most accesses miss it and the MMU "
-        .. "walks the page table."):format(ns(gain), 100 * gain / res.small_random_ns)
-    else
-      lines[#lines + 1] = "Here huge pages did not speed up the random walk: the TLB misses were hidden behind the "
-        .. "cache misses (try a larger size)."
-    end
-  end
-  lines[#lines + 1] = "The reads in page and random order are independent, so the CPU overlaps several misses at "
-    .. "once: those are throughput numbers, smaller than the latency of one miss."
-  if res.small_chase_ns then
-    lines[#lines + 1] = ("A pointer chase (each read gives the address of the next, random page order) pays every "
-      .. "miss in full: %s per access with 4 KiB pages%s."):format(ns(res.small_chase_ns),
-      res.huge_chase_ns and (", %s with 2 MiB pages"):format(ns(res.huge_chase_ns)) or "")
+    lines[#lines + 1] = ("  %s pages: %s per access in page order, %s in random page order, %s in a pointer chase")
+      :format(size_name(res.huge_page_size), ns(res.huge_sequential_ns), ns(res.huge_random_ns),
+        ns(res.huge_chase_ns))
   end
   return lines
 end
+
+M.size_name = size_name
 
 return M
