@@ -36,6 +36,7 @@ parent.defaults = {
 }
 
 local TICK = 0.2 -- seconds: the longest a wait goes without checking the child and signals
+local EFAULT = 14 -- read(2) into a mapping whose object was truncated
 
 local function child_program() return package.searchpath("vmlab.sum.child_main", package.path) end
 
@@ -88,8 +89,10 @@ local function transfer_slots(ctx)
     if stop then return stop, detail end
     local off = prod:acquire(TICK)
     if off then
-      local n, why = s:read_from(ctx.fd, off, prod.slot_size, TICK)
+      local n, why, errno = s:read_from(ctx.fd, off, prod.slot_size, TICK)
       if n == 0 then return "eof" end
+      if n == nil and errno == EFAULT then error("protocol: the shared object is gone under its mapping (" .. why
+        .. ")", 0) end
       if n == nil then return "input", why end
       if n then
         if ctx.interactive then
