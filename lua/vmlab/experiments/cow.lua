@@ -3,16 +3,23 @@
 -- Reading costs the child nothing and shows the parent's frames; the first
 -- write to each page faults once and the kernel copies the page into a new
 -- frame for the writer. The parent's data never changes. (000_*.txt, 001_*.txt)
+-- Evidence of the sharing without privilege: the pagemap "exclusive" bit (56:
+-- a page mapped by this process alone) and smaps Shared_*/Private_*; with
+-- CAP_SYS_ADMIN also the frame numbers themselves. `--share shared` maps the
+-- memory MAP_SHARED instead: one copy for both processes, never copied, so
+-- the claims below come out the other way on any machine.
 local vm = require "vmlab"
 
 local M = {
   name = "cow",
   summary = "fork shares pages copy-on-write: the child's reads fault nothing, each first write copies one page",
-  params = { pages = 2048 },
+  params = { pages = 2048, share = "private" },
+  choices = { share = { "private", "shared" } },
   tour = { pages = 2048 },
-  writes = function(p) return 2 * p.pages * 4096 end, -- the parent's pages and the child's copies
-  fields = { "pages", "child_read_faults", "child_write_faults", "shared_frames_before_write",
-             "shared_frames_after_write", "parent_intact",
+  writes = function(p) return 2 * p.pages * vm.page_size end, -- the parent's pages and the child's copies
+  fields = { "share", "pages", "child_read_faults", "child_write_faults", "shared_frames_before_write",
+             "shared_frames_after_write", "parent_exclusive_before_fork", "child_exclusive_after_read",
+             "child_exclusive_after_write", "child_saw_parent_data", "parent_intact",
              "parent_before_fork", "child_after_fork", "child_after_write", "parent_after_child", "rss", "shared" },
 }
 
@@ -39,24 +46,44 @@ local function same_frames(parent, frames)
   return n
 end
 
---- params: pages (how many 4 KiB pages the parent writes before the fork)
+-- How many of r's pages pagemap marks exclusive (bit 56: mapped by this
+-- process only); nil when pagemap cannot be read. No privilege needed.
+local function exclusive(r, pages)
+  local n = 0
+  for i = 0, pages - 1 do
+    local e = vm.pagemap(r.address + i * vm.page_size)
+    if not e then return nil end
+    if e.present and e.exclusive then n = n + 1 end
+  end
+  return n
+end
+
+--- params: pages (how many pages the parent writes before the fork),
+-- share ("private": copy-on-write; "shared": MAP_SHARED, one copy for both)
 function M.run(p)
+  if p.share ~= "private" and p.share ~= "shared" then
+    error(("cow: share must be \"private\" or \"shared\", not %q"):format(tostring(p.share)), 0)
+  end
   local size = p.pages * vm.page_size
-  local r <close> = assert(vm.mmap(size))
-  r:advise("nohugepage") -- the kernel copies 4 KiB pages, one fault each
+  local r <close> = assert(vm.mmap(size, { share = p.share }))
+  r:advise("nohugepage") -- the kernel copies base pages, one fault each
   r:fill(PARENT)
   local parent_frames, hidden = r:frames(0, p.pages)
+  local parent_exclusive = exclusive(r, p.pages)
   local smaps = { parent_before_fork = smaps_of(r.address) }
 
   local child, status = vm.child.run(function()
     local out = { smaps_after_fork = smaps_of(r.address) }
     local rd = r:touch("read")
     out.read_faults = rd.minor_faults
+    out.saw_parent_data = r:read(0, size) == string.char(PARENT):rep(size)
     out.frames_before = r:frames(0, p.pages)
+    out.exclusive_after_read = exclusive(r, p.pages)
     local wr = r:touch("write", { value = CHILD, sample = 1 << 20 })
     out.write_faults = wr.minor_faults
     out.timeline = wr.timeline -- the child's copy-on-write faults, a sample every 1 MiB
     out.frames_after = r:frames(0, p.pages)
+    out.exclusive_after_write = exclusive(r, p.pages)
     out.smaps_after_write = smaps_of(r.address)
     return out
   end, { buffer = 64 * p.pages + (1 << 16), timeout = 60 })
@@ -68,11 +95,17 @@ function M.run(p)
   smaps.parent_after_child = smaps_of(r.address)
 
   local result = {
+    share = p.share,
     pages = p.pages,
+    size = size,
     child_read_faults = child.read_faults,
     child_write_faults = child.write_faults,
     shared_frames_before_write = same_frames(parent_frames, child.frames_before),
     shared_frames_after_write = same_frames(parent_frames, child.frames_after),
+    parent_exclusive_before_fork = parent_exclusive,
+    child_exclusive_after_read = child.exclusive_after_read,
+    child_exclusive_after_write = child.exclusive_after_write,
+    child_saw_parent_data = child.saw_parent_data,
     parent_intact = r:read(0, size) == string.char(PARENT):rep(size),
     smaps = smaps,
     timeline = child.timeline,
@@ -81,28 +114,105 @@ function M.run(p)
   return result
 end
 
+local u = vm.units
+
+-- The exclusive bit is evidence only where it was seen set: the parent's own
+-- pages, written by it alone before the fork, must all read exclusive.
+local function exclusive_works(r)
+  return r.parent_exclusive_before_fork ~= nil and r.parent_exclusive_before_fork >= r.pages * 0.99
+end
+
+local function smaps_line(s, when)
+  return ("smaps %s: %s shared, %s private"):format(when, u.bytes(s.shared), u.bytes(s.private))
+end
+
+M.claims = {
+  { id = "child_reads_free",
+    text = "the child's reads of the parent's pages fault nothing",
+    decide = function(r)
+      local why = r.share == "shared" and
+        "fork does not copy the page tables of a shared mapping: the child faults its pages in as it reads" or nil
+      return r.child_read_faults <= r.pages * 0.02 + 16,
+        ("%s minor faults for reading %s pages"):format(u.count(r.child_read_faults), u.count(r.pages)), why
+    end,
+    explain = function()
+      return "Fork copied the parent's page tables: the child's pages were mapped already, write-protected."
+    end },
+  { id = "child_shares_frames",
+    text = "after fork the child's pages are the parent's very frames, shared, with the parent's data",
+    decide = function(r)
+      local s = r.smaps and r.smaps.child_after_fork
+      local holds, parts = r.child_saw_parent_data == true, {}
+      parts[1] = r.child_saw_parent_data and "the child read the parent's bytes" or "the child read OTHER bytes"
+      if r.shared_frames_before_write then
+        holds = holds and r.shared_frames_before_write >= r.pages * 0.99
+        parts[#parts + 1] = ("pagemap: %s of %s pages on the parent's frames"):format(
+          u.count(r.shared_frames_before_write), u.count(r.pages))
+      end
+      if exclusive_works(r) and r.child_exclusive_after_read then
+        holds = holds and r.child_exclusive_after_read <= r.pages * 0.01
+        parts[#parts + 1] = ("pagemap exclusive bit: %s of %s pages mapped by the child alone (the parent's: %s)")
+          :format(u.count(r.child_exclusive_after_read), u.count(r.pages), u.count(r.parent_exclusive_before_fork))
+      end
+      if s then
+        holds = holds and s.shared >= r.size * 0.98
+        parts[#parts + 1] = smaps_line(s, "in the child after fork")
+      end
+      local why = r.share == "shared" and s and s.rss < r.size * 0.5 and
+        "fork does not copy a shared mapping's page tables: the child had none of its pages mapped until it " ..
+        "read them" or nil
+      return holds, table.concat(parts, "; "), why
+    end,
+    explain = function()
+      return "Nothing was copied at fork: both page tables point at the same frames, read-only."
+    end },
+  { id = "write_copies_page",
+    text = "each first write copies one page: one fault per page, and the copy is the child's own frame",
+    decide = function(r)
+      local s = r.smaps and r.smaps.child_after_write
+      local holds = r.child_write_faults >= r.pages * 0.9 and r.child_write_faults <= r.pages * 1.1 + 16
+      local parts = { ("%s minor faults for writing %s pages"):format(u.count(r.child_write_faults),
+        u.count(r.pages)) }
+      if r.shared_frames_after_write then
+        holds = holds and r.shared_frames_after_write <= r.pages * 0.01
+        parts[#parts + 1] = ("pagemap: %s still on the parent's frames"):format(u.count(r.shared_frames_after_write))
+      end
+      if exclusive_works(r) and r.child_exclusive_after_write then
+        holds = holds and r.child_exclusive_after_write >= r.pages * 0.99
+        parts[#parts + 1] = ("pagemap exclusive bit: %s of %s pages now the child's alone")
+          :format(u.count(r.child_exclusive_after_write), u.count(r.pages))
+      end
+      if s then
+        holds = holds and s.private >= r.size * 0.98
+        parts[#parts + 1] = smaps_line(s, "in the child after writing")
+      end
+      local why = r.share == "shared" and
+        "a shared mapping is one copy for both processes: a write changes it in place, nothing is copied" or nil
+      return holds, table.concat(parts, "; "), why
+    end,
+    explain = function()
+      return "Each write hit a write-protected page: the kernel copied it into a new frame for the writer."
+    end },
+  { id = "parent_unchanged",
+    text = "the parent's data is unchanged by the child's writes",
+    decide = function(r)
+      local why = r.share == "shared" and "a shared mapping is one copy: the child's writes are the parent's" or nil
+      return r.parent_intact == true,
+        r.parent_intact and "the parent read back every byte it wrote" or "the parent read the CHILD's bytes", why
+    end,
+    explain = function() return "The copies belong to the child alone." end },
+}
+
+--- Measurements only; what they mean is decided by the claims.
 function M.explain(r)
-  local u = vm.units
   local lines = {
-    ("The parent wrote %s pages, then forked. The child read them all: %s faults -"):format(
-      u.count(r.pages), u.count(r.child_read_faults)),
-    "the child's page table already points at the parent's frames, write-protected.",
+    ("The parent wrote %s pages (%s, %s), then forked. The child read them all: %s faults;")
+      :format(u.count(r.pages), u.bytes(r.size), r.share, u.count(r.child_read_faults)),
+    ("then wrote them all: %s faults."):format(u.count(r.child_write_faults)),
   }
-  if r.shared_frames_before_write then
-    lines[#lines + 1] = ("pagemap: %s of %s pages sat on the parent's very frames before the child wrote, %s after.")
-      :format(u.count(r.shared_frames_before_write), u.count(r.pages), u.count(r.shared_frames_after_write))
-  else
-    lines[#lines + 1] = "(frame numbers are hidden here: " .. tostring(r.frames_hidden) .. ")"
-  end
-  lines[#lines + 1] = ("The child's writes cost %s faults, one per page: each copies a page into a new frame.")
-    :format(u.count(r.child_write_faults))
-  lines[#lines + 1] = r.parent_intact and "The parent's data is unchanged: the copies belong to the child alone."
-    or "The parent's data CHANGED: that is not copy-on-write!"
-  local s = r.smaps or {}
-  if s.child_after_fork and s.child_after_write then
-    lines[#lines + 1] = ("smaps in the child: %s shared / %s private after fork, %s shared / %s private after writing.")
-      :format(u.bytes(s.child_after_fork.shared), u.bytes(s.child_after_fork.private),
-        u.bytes(s.child_after_write.shared), u.bytes(s.child_after_write.private))
+  if not r.shared_frames_before_write then
+    lines[#lines + 1] = "(" .. tostring(r.frames_hidden or "frame numbers are hidden") ..
+      "; the pagemap exclusive bit and smaps stand in for them)"
   end
   return lines
 end
