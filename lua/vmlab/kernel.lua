@@ -27,7 +27,7 @@ M.fields = {
   "thp_enabled", "thp_defrag", "zero_page", "pagemap_scan", "pfns_visible", "pagemap_exclusive",
   "perf_faults", "perf_event_paranoid", "overcommit_memory", "overcommit_ratio", "swap_total", "swap_free",
   "ksm", "ksm_run", "cgroup_version", "cgroup_path", "memory_limit", "memlock_limit",
-  "root", "cap_sys_admin", "cap_ipc_lock",
+  "root", "cap_sys_admin", "cap_ipc_lock", "allocator",
 }
 
 --- What each field means, for `vmlab info` and the README.
@@ -59,6 +59,7 @@ M.meaning = {
   root = "effective uid 0",
   cap_sys_admin = "CAP_SYS_ADMIN in the effective set",
   cap_ipc_lock = "CAP_IPC_LOCK in the effective set",
+  allocator = "the malloc serving this process: glibc, or one put in by LD_PRELOAD (jemalloc, ...) or a sanitizer",
 }
 
 local function slurp(path)
@@ -218,6 +219,23 @@ local function probe_perf(k, how)
     or ("measured: perf_event_open refused: %s"):format(tostring(err))
 end
 
+-- Which malloc serves this process: the first allocator library in its maps, else glibc.
+local ALLOCATORS = { { "asan", "libasan" }, { "jemalloc", "libjemalloc" }, { "mimalloc", "libmimalloc" },
+  { "tcmalloc", "libtcmalloc" }, { "hoard", "libhoard" } }
+local function probe_allocator(k, how)
+  local maps = slurp("/proc/self/maps") or ""
+  for _, a in ipairs(ALLOCATORS) do
+    local path = maps:match("(/%S*/" .. a[2] .. "[^/%s]*)")
+    if path then
+      k.allocator = a[1]
+      how.allocator = "read: /proc/self/maps has " .. path
+      return
+    end
+  end
+  k.allocator = maps:find("/libc[%.%-]") and "glibc" or "unknown"
+  how.allocator = "read: /proc/self/maps has no other allocator library"
+end
+
 local function probe()
   local k, how = {}, {}
   k.how = how
@@ -261,6 +279,7 @@ local function probe()
   k.memlock_limit = soft
   how.memlock_limit = "getrlimit(RLIMIT_MEMLOCK)"
   probe_caps(k, how)
+  probe_allocator(k, how)
   probe_cgroup(k, how)
   probe_perf(k, how)
   probe_zero_page(k, how)
@@ -341,6 +360,12 @@ function M.has(name)
     if k.ksm_run == 1 then return true end
     why = k.ksm and "KSM is not running (/sys/kernel/mm/ksm/run is " .. tostring(k.ksm_run) .. ")"
       or "this kernel has no KSM"
+  elseif name == "glibc_malloc" then
+    if k.allocator == "glibc" then return true end
+    why = ("this process's malloc is %s, not glibc's (%s)"):format(k.allocator, k.how.allocator)
+  elseif name == "preloadable_malloc" then
+    if k.allocator ~= "asan" then return true end
+    why = "AddressSanitizer's malloc serves this process and every child it starts: LD_PRELOAD cannot replace it"
   elseif name == "zero_page" then
     if k.zero_page then return true end
     why = k.zero_page == false and "this kernel does not map the zero page for read faults ("

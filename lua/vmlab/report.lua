@@ -291,9 +291,11 @@ function report.text(record, e)
     local p = s.probes or {}
     local zero = p.zero_page == true and "reads map the zero page"
       or p.zero_page == false and "reads do not map the zero page" or "zero page unknown"
-    out[#out + 1] = ("system: %s-byte pages, THP %s, overcommit %s (%s), %s, kernel %s"):format(
+    local malloc = (p.allocator and p.allocator ~= "glibc") and (", malloc from %s, not glibc"):format(p.allocator)
+      or ""
+    out[#out + 1] = ("system: %s-byte pages, THP %s, overcommit %s (%s), %s%s, kernel %s"):format(
       tostring(s.page_size or "?"), tostring(s.thp), tostring(s.overcommit),
-      overcommit_names[s.overcommit] or "?", zero, tostring(s.kernel))
+      overcommit_names[s.overcommit] or "?", zero, malloc, tostring(s.kernel))
   end
   out[#out + 1] = ""
   if result.skipped then out[#out + 1] = "SKIPPED: " .. tostring(result.skipped) end
