@@ -129,8 +129,8 @@ describe("the madvise experiment", function()
       .. "free() does not", function()
       assert.is_true(decided({ heap_rss_growth = HEAP, heap_free_rss_drop = MiB, trim_rss_drop = HEAP - MiB },
         "trim_returns_heap").holds)
-      local c = decided({ heap_rss_growth = HEAP, heap_free_rss_drop = HEAP, trim_rss_drop = 0, heap_blocks_in_brk = 0 },
-        "trim_returns_heap")
+      local c = decided({ heap_rss_growth = HEAP, heap_free_rss_drop = HEAP, trim_rss_drop = 0,
+        heap_blocks_in_brk = 0 }, "trim_returns_heap")
       assert.is_false(c.holds)
       assert.matches("free%(%) itself", c.why)
       assert.is_false(decided({ heap_rss_growth = HEAP, heap_free_rss_drop = 0, trim_rss_drop = 0 },

@@ -88,7 +88,8 @@ local M = {
   fields = { "size", "pages", "write_faults", "dontneed_rss_drop", "zeros_after_dontneed",
              "read_after_dontneed_rss_growth", "lazy_free", "free_rss_drop", "free_data_kept", "willneed_rss_growth",
              "populate_write_rss_growth", "populate_write_seconds", "populate_write_touch_faults", "willneed_file",
-             "free_read", "heap_blocks", "heap_blocks_in_brk", "heap_rss_growth", "heap_free_rss_drop", "trim_rss_drop", "trim_released", "steps",
+             "free_read", "heap_blocks", "heap_blocks_in_brk", "heap_rss_growth", "heap_free_rss_drop",
+             "trim_rss_drop", "trim_released", "steps",
              -- inside willneed_file and steps:
              "cache_drop", "cached_before", "cached_after", "seconds", "major_faults",
              "step", "rss", "detail" },

@@ -2,13 +2,14 @@
 -- mlock(2) faults every page of the range in before it returns (RES jumps to
 -- the size with no touch) and keeps the pages from being reclaimed or swapped.
 -- How much a process may lock is RLIMIT_MEMLOCK (`ulimit -l`), unless it holds
--- CAP_IPC_LOCK (root does); the limit is shown in a child that lacks it.
+-- CAP_IPC_LOCK (root does). The limit is run into in a child that lacks the
+-- capability, and tried in a child with this process's own capabilities: the
+-- claims below say what each got.
 -- @module vmlab.experiments.mlock
 local vm = require "vmlab"
 local units = require "vmlab.units"
 
 local PAGE = vm.page_size
-local CAP_IPC_LOCK = 14 -- capability(7)
 
 local function status() return assert(vm.proc.status()) end
 
@@ -18,13 +19,9 @@ local function memlock_limit()
   return math.type(soft) == "integer" and soft or nil
 end
 
--- Does this process hold CAP_IPC_LOCK (so no limit applies to it)?
+-- Does this process hold CAP_IPC_LOCK (so no limit applies to it)? The kernel probe says.
 local function has_ipc_lock()
-  for line in io.lines("/proc/self/status") do
-    local hex = line:match("^CapEff:%s+(%x+)")
-    if hex then return (tonumber(hex:sub(-8), 16) >> CAP_IPC_LOCK) & 1 == 1 end
-  end
-  return false
+  return require("vmlab.kernel")().cap_ipc_lock == true
 end
 
 local now = vm.now
@@ -45,29 +42,38 @@ local function refusal(bytes, limit, err)
     limit and units.bytes(limit) or "unlimited")
 end
 
--- Lock `small` then `big` bytes in a process with RLIMIT_MEMLOCK = limit.
--- Privileged: a child with the limit set by prlimit(1) and CAP_IPC_LOCK
--- dropped by setpriv(1); otherwise right here, under our own limit.
+-- In a child (vm.child.run) with this process's capabilities: lower
+-- RLIMIT_MEMLOCK to `limit`, then lock `small` and `big` bytes.
+local function child_demo(limit, small, big, how)
+  local out, st = vm.child.run(function()
+    local _, hard = vm.getrlimit("memlock")
+    if math.type(hard) == "integer" and hard < limit then -- an unprivileged child cannot raise it
+      limit = hard
+      small, big = math.min(small, limit // 2 // PAGE * PAGE), math.max(big, 2 * limit)
+    end
+    local o = { small = small, big = big, how = how }
+    local ok, err = vm.setrlimit("memlock", limit)
+    if not ok then return { skipped = "setrlimit(RLIMIT_MEMLOCK) failed: " .. tostring(err) } end
+    o.limit = memlock_limit()
+    local a = assert(vm.mmap(small))
+    o.small_ok = a:lock() ~= nil
+    a:close()
+    local b = assert(vm.mmap(big))
+    local bok, berr, errno = b:lock()
+    o.big_ok, o.big_error, o.big_errno = bok ~= nil, berr, errno
+    b:close()
+    return o
+  end, { timeout = 30 })
+  return out or { skipped = "the child failed: " .. tostring(st and (st.error or st.signal_name)) }
+end
+
+-- Lock `small` then `big` bytes in a process without CAP_IPC_LOCK and with
+-- RLIMIT_MEMLOCK = limit. Privileged: a child with the limit set by prlimit(1)
+-- and CAP_IPC_LOCK dropped by setpriv(1); otherwise a child of ours (which
+-- lacks the capability as we do) that lowers its own limit.
 local function limit_demo(limit, small, big, privileged)
   if not privileged then
-    local cur = memlock_limit()
-    if cur == nil then return { skipped = "RLIMIT_MEMLOCK is unlimited for this process: nothing to run into" } end
-    if cur > 1 << 30 then
-      return { skipped = ("RLIMIT_MEMLOCK is %s here: too much to run into safely"):format(units.bytes(cur)) }
-    end
-    big = math.max(big, 2 * cur)
-    small = math.min(small, cur)
-    local out = { limit = cur, small = small, big = big, how = "this process" }
-    if small > 0 then
-      local r <close> = assert(vm.mmap(small))
-      out.small_ok = r:lock() ~= nil
-    else
-      out.small_ok = true
-    end
-    local r <close> = assert(vm.mmap(big))
-    local ok, err, errno = r:lock()
-    out.big_ok, out.big_error, out.big_errno = ok ~= nil, err, errno
-    return out
+    return child_demo(limit, small, big, "a child without CAP_IPC_LOCK (its limit lowered by setrlimit)")
   end
   if not (which("prlimit") and which("setpriv")) then
     return { skipped = "we hold CAP_IPC_LOCK (root), which lifts the limit; showing it needs prlimit(1) and "
@@ -110,25 +116,51 @@ end
 
 local M = {
   name = "mlock",
-  summary = "mlock pins memory: RES equals the size at once; RLIMIT_MEMLOCK caps it for unprivileged processes",
+  summary = "mlock pins memory: RES equals the size at once; RLIMIT_MEMLOCK caps it for processes without CAP_IPC_LOCK",
   params = {
-    size = 64 * 1024 * 1024,   -- locked here
-    limit = 1024 * 1024,       -- RLIMIT_MEMLOCK for the demonstration child
+    size = 64 * 1024 * 1024,   -- locked here (less where RLIMIT_MEMLOCK refuses it)
+    limit = 1024 * 1024,       -- RLIMIT_MEMLOCK for the demonstration children
     small = 256 * 1024,        -- locked within that limit
-    big = 4 * 1024 * 1024,     -- more than that limit: refused
+    big = 4 * 1024 * 1024,     -- more than that limit
   },
   tour = { size = 32 * 1024 * 1024 },
   units = {
-    size = "bytes", pages = "count", rss_growth_lock = "bytes", resident_before = "count",
-    resident_after_lock = "count", vmlck_after_lock = "bytes", vmlck_after_unlock = "bytes", lock_seconds = "seconds",
-    memlock_limit = "bytes", privileged = "text", lock_error = "text", limit = "bytes", small = "bytes", big = "bytes",
-    big_errno = "count", how = "text", message = "text",
+    size = "bytes", pages = "count", locked = "bytes", locked_pages = "count", rss_growth_lock = "bytes",
+    resident_before = "count", resident_after_lock = "count", vmlck_after_lock = "bytes",
+    vmlck_after_unlock = "bytes", lock_seconds = "seconds", memlock_limit = "bytes", privileged = "text",
+    lock_error = "text", limit = "bytes", small = "bytes", big = "bytes", big_errno = "count", how = "text",
+    message = "text", touch_faults_after_lock = "count",
   },
-  fields = { "size", "pages", "resident_before", "resident_after_lock", "rss_growth_lock", "lock_seconds",
-             "vmlck_after_lock", "vmlck_after_unlock", "memlock_limit", "privileged", "lock_error", "limit",
-             -- inside limit:
+  fields = { "size", "pages", "lock_error", "locked", "locked_pages", "resident_before", "resident_after_lock",
+             "rss_growth_lock", "lock_seconds", "touch_faults_after_lock", "vmlck_after_lock", "vmlck_after_unlock",
+             "memlock_limit", "privileged", "limit", "limit_here",
+             -- inside limit and limit_here:
              "how", "small", "small_ok", "big", "big_ok", "big_error", "big_errno", "message" },
 }
+
+-- Map `bytes`, lock it, and measure: residency, RSS, VmLck, faults of a write afterwards.
+local function lock_and_measure(bytes, result)
+  local r <close> = assert(vm.mmap(bytes))
+  r:advise("nohugepage")
+  local before = status()
+  local resident_before = r:resident()
+  local t0 = now()
+  local ok, err, errno = r:lock()
+  local seconds = now() - t0
+  if not ok then return nil, err, errno end
+  local after = status()
+  result.locked, result.locked_pages = bytes, r.pages
+  result.resident_before = resident_before
+  result.lock_seconds = seconds
+  result.resident_after_lock = r:resident()
+  result.rss_growth_lock = after.VmRSS - before.VmRSS
+  result.vmlck_before = before.VmLck
+  result.vmlck_after_lock = after.VmLck
+  result.touch_faults_after_lock = r:touch("write").minor_faults
+  assert(r:unlock())
+  result.vmlck_after_unlock = status().VmLck
+  return true
+end
 
 function M.run(opts)
   local size = opts.size
@@ -137,25 +169,15 @@ function M.run(opts)
   local limit = memlock_limit()
   local result = { size = size, pages = (size + PAGE - 1) // PAGE, memlock_limit = limit, privileged = privileged }
 
-  do
-    local r <close> = assert(vm.mmap(size))
-    r:advise("nohugepage")
-    local before = status()
-    result.resident_before = r:resident()
-    local t0 = now()
-    local ok, err = r:lock()
-    result.lock_seconds = now() - t0
-    if not ok then
-      result.lock_error = err
-      result.lock_message = refusal(size, limit, err)
-    else
-      local after = status()
-      result.resident_after_lock = r:resident()
-      result.rss_growth_lock = after.VmRSS - before.VmRSS
-      result.vmlck_after_lock = after.VmLck
-      result.touch_faults_after_lock = r:touch("write").minor_faults
-      assert(r:unlock())
-      result.vmlck_after_unlock = status().VmLck
+  local ok, err, errno = lock_and_measure(size, result)
+  if not ok then
+    -- refused (RLIMIT_MEMLOCK): show residency on what the limit lets this process lock
+    result.lock_error, result.lock_errno = err, errno
+    result.lock_message = refusal(size, limit, err)
+    local fits = limit and (limit - (status().VmLck or 0)) // 2 // PAGE * PAGE or 0
+    if fits >= PAGE then
+      local ok2, err2 = lock_and_measure(fits, result)
+      if not ok2 then result.lock_error = result.lock_error .. "; and of " .. units.bytes(fits) .. ": " .. err2 end
     end
   end
 
@@ -163,31 +185,89 @@ function M.run(opts)
   if result.limit.big_ok == false then
     result.limit.message = refusal(result.limit.big, result.limit.limit, result.limit.big_error)
   end
+  -- the same limit, in a child with this process's own capabilities
+  result.limit_here = privileged
+    and child_demo(opts.limit, opts.small, opts.big, "a child with our CAP_IPC_LOCK (its limit lowered by setrlimit)")
+    or result.limit
   return result
 end
 
+local b = units.bytes
+
+-- "locking 256.0 KiB worked, locking 4.0 MiB was refused (ENOMEM)" for a demo.
+local function demo_words(l)
+  return ("in %s, RLIMIT_MEMLOCK %s: locking %s %s, locking %s %s"):format(l.how, l.limit and b(l.limit) or
+    "unlimited", b(l.small), l.small_ok and "worked" or "was refused", b(l.big),
+    l.big_ok and "worked" or ("was refused (" .. tostring(l.big_error) .. ")"))
+end
+
+M.claims = {
+  { id = "lock_faults_in",
+    text = "mlock makes every page resident before it returns: RES grows by the locked size with no access, "
+      .. "and writing the pages afterwards faults nothing",
+    decide = function(r)
+      if not r.locked then
+        return nil, nil, "nothing could be locked: " .. tostring(r.lock_message or r.lock_error)
+      end
+      local holds = r.resident_before == 0 and r.resident_after_lock == r.locked_pages
+        and r.rss_growth_lock >= r.locked * 0.95
+        and r.touch_faults_after_lock <= math.max(8, r.locked_pages // 100)
+      return holds, ("mlock(%s): %s -> %s of %s pages resident, RSS +%s in %s; writing them afterwards: %s faults")
+        :format(b(r.locked), units.count(r.resident_before), units.count(r.resident_after_lock),
+          units.count(r.locked_pages), b(r.rss_growth_lock), units.seconds(r.lock_seconds),
+          units.count(r.touch_faults_after_lock))
+    end,
+    explain = function()
+      return "mlock faulted the whole range in itself, so no access afterwards has anything left to fault."
+    end },
+  { id = "vmlck_counts",
+    text = "VmLck counts the locked memory while it is locked, and drops it at munlock",
+    decide = function(r)
+      if not r.locked then return nil, nil, "nothing could be locked" end
+      local grew = r.vmlck_after_lock - (r.vmlck_before or 0)
+      return grew >= r.locked and grew <= r.locked + (1 << 20) and r.vmlck_after_lock - r.vmlck_after_unlock >=
+        r.locked, ("VmLck %s before, %s while %s was locked, %s after munlock"):format(b(r.vmlck_before or 0),
+        b(r.vmlck_after_lock), b(r.locked), b(r.vmlck_after_unlock))
+    end },
+  { id = "limit_refuses",
+    text = "without CAP_IPC_LOCK, mlock within RLIMIT_MEMLOCK works and past it is refused",
+    decide = function(r)
+      local l = r.limit or {}
+      if l.skipped then return nil, nil, l.skipped end
+      return l.small_ok == true and l.big_ok == false and (l.big_errno == 12 or l.big_errno == 1), demo_words(l)
+    end,
+    explain = function(r)
+      return r.limit and r.limit.message or nil
+    end },
+  { id = "cap_lifts_limit",
+    text = "a process with CAP_IPC_LOCK (root has it) may lock past RLIMIT_MEMLOCK",
+    requires = "cap_ipc_lock",
+    decide = function(r)
+      local l = r.limit_here or {}
+      if l.skipped then return nil, nil, l.skipped end
+      local ev = demo_words(l)
+      if r.locked and r.memlock_limit and r.locked > r.memlock_limit then
+        ev = ev .. ("; and this process locked %s past its own RLIMIT_MEMLOCK of %s"):format(b(r.locked),
+          b(r.memlock_limit))
+      end
+      return l.big_ok == true, ev -- where it did not hold, the cap_ipc_lock probe says why
+    end },
+}
+
+--- Measurements only; what they mean is decided by the claims.
 function M.explain(res)
-  local b = units.bytes
   local lines = {}
-  if res.lock_error then
-    lines[#lines + 1] = res.lock_message
-  else
-    lines[#lines + 1] = ("Before mlock %d of %d pages were resident; right after it, %d: mlock faulted the whole %s in "
-      .. "(%s) without a single access, and RSS grew by %s."):format(res.resident_before, res.pages,
-      res.resident_after_lock, b(res.size), units.seconds(res.lock_seconds), b(res.rss_growth_lock))
-    lines[#lines + 1] = ("VmLck said %s while locked and %s after munlock; writing every locked page cost %d faults.")
-      :format(b(res.vmlck_after_lock), b(res.vmlck_after_unlock), res.touch_faults_after_lock)
+  if res.lock_error then lines[#lines + 1] = res.lock_message end
+  if res.locked then
+    lines[#lines + 1] = ("mlock(%s): %d of %d pages resident before, %d right after (%s); RSS +%s; VmLck %s while "
+      .. "locked, %s after munlock; writing every locked page: %d faults."):format(b(res.locked),
+      res.resident_before, res.locked_pages, res.resident_after_lock, units.seconds(res.lock_seconds),
+      b(res.rss_growth_lock), b(res.vmlck_after_lock), b(res.vmlck_after_unlock), res.touch_faults_after_lock)
   end
-  lines[#lines + 1] = res.privileged
-    and "This process holds CAP_IPC_LOCK (root), so RLIMIT_MEMLOCK does not apply to it."
-    or ("This process may lock %s (RLIMIT_MEMLOCK)."):format(res.memlock_limit and b(res.memlock_limit) or "unlimited")
-  local l = res.limit or {}
-  if l.skipped then
-    lines[#lines + 1] = "Limit not shown: " .. l.skipped
-  else
-    lines[#lines + 1] = ("In %s, with RLIMIT_MEMLOCK %s: locking %s %s; locking %s %s."):format(l.how, b(l.limit),
-      b(l.small), l.small_ok and "worked" or "failed", b(l.big), l.big_ok and "worked (unexpected)" or "was refused")
-    if l.message then lines[#lines + 1] = l.message end
+  lines[#lines + 1] = ("This process: RLIMIT_MEMLOCK %s, CAP_IPC_LOCK %s."):format(
+    res.memlock_limit and b(res.memlock_limit) or "unlimited", res.privileged and "yes" or "no")
+  for _, l in ipairs({ res.limit, res.limit_here ~= res.limit and res.limit_here or nil }) do
+    lines[#lines + 1] = l.skipped and ("Not shown: " .. l.skipped) or (demo_words(l):gsub("^i", "I") .. ".")
   end
   return lines
 end
