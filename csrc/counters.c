@@ -35,7 +35,7 @@ static void counters_set_int(lua_State *L, const char *k, lua_Integer v) {
 static int counters_rusage(lua_State *L) {
   static const char *const names[] = {"self", "children", "thread", NULL};
   static const int whos[] = {RUSAGE_SELF, RUSAGE_CHILDREN, RUSAGE_THREAD};
-  int who = whos[luaL_checkoption(L, 1, "self", names)];
+  int who = whos[vmlab_check_option(L, 1, "self", names)];
   struct rusage ru;
   if (getrusage(who, &ru) != 0) return vmlab_push_syserror(L, "getrusage", errno);
   lua_createtable(L, 0, 9);
@@ -139,6 +139,18 @@ int vmlab_perf_paranoid(void) {
   return level;
 }
 
+/* Push "perf_event_open: <strerror(err)>", plus " (perf_event_paranoid=N)"
+   when the kernel refused by policy (EACCES, EPERM) and the setting could be
+   read: out of descriptors (EMFILE) it cannot, and the setting is not the
+   reason anyway. */
+static void counters_push_refusal(lua_State *L, int err) {
+  int level = err == EACCES || err == EPERM ? vmlab_perf_paranoid() : -100;
+  if (level != -100)
+    lua_pushfstring(L, "perf_event_open: %s (perf_event_paranoid=%d)", strerror(err), level);
+  else
+    lua_pushfstring(L, "perf_event_open: %s", strerror(err));
+}
+
 /* vm.fault_counter(kind = "minor"|"major"|"all", {source = "auto"|"perf"|
    "rusage"}) -> FaultCounter, or nil, msg, errno when source="perf" is
    refused. Counts page faults of this thread from now on; counter.source
@@ -152,13 +164,9 @@ int vmlab_perf_paranoid(void) {
 static int counters_fault_counter(lua_State *L) {
   static const char *const sources[] = {"auto", "perf", "rusage", NULL};
   static const char *const known[] = {"source", NULL};
-  int kind = luaL_checkoption(L, 1, "minor", counters_kinds);
+  int kind = vmlab_check_option(L, 1, "minor", counters_kinds);
   vmlab_check_known_fields(L, 2, known);
-  const char *src = vmlab_opt_string_field(L, 2, "source", "auto");
-  int source = 0;
-  while (sources[source] != NULL && strcmp(sources[source], src) != 0) source++;
-  if (sources[source] == NULL)
-    luaL_error(L, "bad option 'source' (expected \"auto\", \"perf\" or \"rusage\", got \"%s\")", src);
+  int source = vmlab_opt_option_field(L, 2, "source", "auto", sources);
   lua_settop(L, 2);
 
   counters_counter *c = lua_newuserdatauv(L, sizeof *c, 1);
@@ -188,18 +196,17 @@ static int counters_fault_counter(lua_State *L) {
     }
     if (c->fd >= 0) {
       c->perf = 1;
-      if (c->user_only)
-        lua_pushfstring(L,
-                        "perf_event_open: %s for kernel-mode faults (perf_event_paranoid=%d); "
-                        "counting user-mode faults only",
-                        strerror(kerr), vmlab_perf_paranoid());
-      else
+      if (c->user_only) {
+        counters_push_refusal(L, kerr);
+        lua_pushliteral(L, " for kernel-mode faults; counting user-mode faults only");
+        lua_concat(L, 2);
+      } else {
         lua_pushnil(L);
+      }
     } else {
       int err = errno;
       if (source == 1) return vmlab_push_syserror(L, "perf_event_open", err);
-      lua_pushfstring(L, "perf_event_open: %s (perf_event_paranoid=%d)", strerror(err),
-                      vmlab_perf_paranoid());
+      counters_push_refusal(L, err);
     }
   }
   lua_setiuservalue(L, -2, 1); /* the reason, or nil */

@@ -88,12 +88,8 @@ static const char *const faultsample_fields[] = {"kind", "period", "pages", "use
    perf_event_paranoid >= 2 for an unprivileged process).
    See perf_event_open(2), "MMAP layout" and "PERF_RECORD_SAMPLE". */
 static int faultsample_new(lua_State *L) {
-  int kind = 0;
   vmlab_check_known_fields(L, 1, faultsample_fields);
-  const char *kname = vmlab_opt_string_field(L, 1, "kind", "all");
-  while (faultsample_kinds[kind] != NULL && strcmp(faultsample_kinds[kind], kname) != 0) kind++;
-  if (faultsample_kinds[kind] == NULL)
-    return luaL_error(L, "bad option 'kind' (\"all\", \"minor\" or \"major\" expected, got \"%s\")", kname);
+  int kind = vmlab_opt_option_field(L, 1, "kind", "all", faultsample_kinds);
   lua_Integer period = vmlab_opt_int_field(L, 1, "period", 1);
   if (period < 1) return luaL_error(L, "bad option 'period' (must be positive)");
   lua_Integer pages = vmlab_opt_int_field(L, 1, "pages", 1024);
@@ -238,7 +234,8 @@ static int faultsample_read(lua_State *L) {
   uint64_t head = __atomic_load_n(&meta->data_head, __ATOMIC_ACQUIRE);
   uint64_t tail = meta->data_tail;
   lua_Integer n = 0;
-  lua_createtable(L, (int)((head - tail) / sizeof(struct faultsample_record)), 1);
+  uint64_t room = head - tail <= size ? (head - tail) / sizeof(struct faultsample_record) : 0;
+  lua_createtable(L, (int)room, 1); /* at most a ring's worth: fits an int */
   while (tail < head) {
     struct perf_event_header h;
     faultsample_copy(data, size, tail, &h, sizeof h);

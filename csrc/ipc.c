@@ -357,20 +357,26 @@ static int ipc_measure(lua_State *L) {
                                       "cpu_parent", "cpu_child", NULL};
   ipc_chan c;
   memset(&c, 0, sizeof c);
-  c.method = luaL_checkoption(L, 1, NULL, ipc_methods);
+  c.method = vmlab_check_option(L, 1, NULL, ipc_methods);
   vmlab_check_known_fields(L, 2, known);
   ipc_opts o;
   lua_Integer msg = vmlab_opt_int_field(L, 2, "message_bytes", 64);
   if (msg < 1 || msg > (1 << 24)) luaL_error(L, "bad option 'message_bytes' (must be 1 .. 16 MiB)");
   o.msg = (size_t)msg;
-  o.round_trips = (long)vmlab_opt_int_field(L, 2, "round_trips", 100000);
-  o.stream_messages = (long)vmlab_opt_int_field(L, 2, "stream_messages", 100000);
-  if (o.round_trips < 1 || o.stream_messages < 1) luaL_error(L, "bad option (round_trips and stream_messages must be >= 1)");
-  lua_Integer budget_ms = 250;
-  if (lua_istable(L, 2) && lua_getfield(L, 2, "budget") != LUA_TNIL) budget_ms = (lua_Integer)(luaL_checknumber(L, -1) * 1000);
-  if (lua_istable(L, 2)) lua_pop(L, 1);
-  if (budget_ms < 1 || budget_ms > 600000) luaL_error(L, "bad option 'budget' (seconds, 0.001 .. 600)");
-  o.budget = (double)budget_ms / 1000.0;
+  o.round_trips = (long)vmlab_opt_int_range_field(L, 2, "round_trips", 100000, 1, LONG_MAX);
+  o.stream_messages = (long)vmlab_opt_int_range_field(L, 2, "stream_messages", 100000, 1, LONG_MAX);
+  /* The budget is checked as a number before it becomes anything else:
+     converting 1e300 or NaN to an integer is undefined behaviour. */
+  double budget = 0.25;
+  if (lua_istable(L, 2)) {
+    int t = lua_getfield(L, 2, "budget");
+    if (t != LUA_TNIL && t != LUA_TNUMBER)
+      luaL_error(L, "bad option 'budget' (number of seconds expected, got %s)", luaL_typename(L, -1));
+    if (t == LUA_TNUMBER) budget = (double)lua_tonumber(L, -1);
+    lua_pop(L, 1);
+  }
+  if (!(budget >= 0.001 && budget <= 600)) luaL_error(L, "bad option 'budget' (seconds, 0.001 .. 600)");
+  o.budget = budget;
   o.cpu_parent = ipc_opt_cpu(L, "cpu_parent");
   o.cpu_child = ipc_opt_cpu(L, "cpu_child");
   c.msg = o.msg;

@@ -178,7 +178,7 @@ static int shm_region_unlink(lua_State *L) {
 /* vm.shm_list(prefix = "") -> { {name=, size=, mtime=, uid=, mode=}, ... }: the
    objects in /dev/shm whose names start with prefix ("/" optional). */
 static int shm_list(lua_State *L) {
-  const char *prefix = luaL_optstring(L, 1, "");
+  const char *prefix = lua_isnoneornil(L, 1) ? "" : vmlab_check_cstring(L, 1, NULL);
   if (prefix[0] == '/') prefix++;
   size_t plen = strlen(prefix);
   lua_newtable(L);
