@@ -89,7 +89,13 @@ end
 --- Decode a string made by encode.
 -- @return the value
 function M.decode(s)
-  local v, pos = decode(s, 1, 0)
+  if type(s) ~= "string" then
+    error("bad argument #1 to 'decode' (string expected, got " .. (math_type(s) or type(s)) .. ")", 2)
+  end
+  local ok, v, pos = pcall(decode, s, 1, 0)
+  if not ok then -- string.unpack's own complaint ("data string too short") says little here
+    error(("vmlab.child: bad encoding (%s)"):format(tostring(v):gsub("^vmlab%.child: ", "")), 0)
+  end
   if pos ~= #s + 1 then error("vmlab.child: trailing bytes after the encoded value", 0) end
   return v
 end
@@ -144,8 +150,8 @@ function M.run(fn, opts)
     if k ~= "buffer" and k ~= "timeout" then error("bad option '" .. tostring(k) .. "' (unknown option)", 2) end
   end
   local size = opts.buffer or 1024 * 1024
-  if math_type(size) ~= "integer" or size < HEADER_SIZE + 1 then
-    error("bad option 'buffer' (integer number of bytes >= " .. (HEADER_SIZE + 1) .. " expected)", 2)
+  if math_type(size) ~= "integer" or size < HEADER_SIZE + 1 or size > 1 << 40 then
+    error("bad option 'buffer' (integer number of bytes " .. (HEADER_SIZE + 1) .. " .. 2^40 expected)", 2)
   end
   local timeout = opts.timeout
   if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout < 0) then

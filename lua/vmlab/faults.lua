@@ -23,6 +23,22 @@ local proc = require "vmlab.proc"
 
 local M = {}
 
+local math_type = math.type
+
+-- Raise "bad argument #n to 'fname' (what expected, got <type>)" at the caller's caller.
+local function arg_error(n, fname, what, v)
+  error(("bad argument #%d to '%s' (%s expected, got %s)"):format(n, fname, what, math_type(v) or type(v)), 3)
+end
+
+-- A value as an error message shows it: numbers themselves, else the type.
+local function shown(v) return math_type(v) and tostring(v) or type(v) end
+
+-- An optional table argument (nil or a table).
+local function opt_table(v, n, fname)
+  if v ~= nil and type(v) ~= "table" then arg_error(n, fname, "table of options", v) end
+  return v or {}
+end
+
 --- The region kinds in the order reports list them.
 M.kinds = { "heap", "stack", "anonymous", "file", "shared", "other", "unmapped" }
 
@@ -30,6 +46,7 @@ M.kinds = { "heap", "stack", "anonymous", "file", "shared", "other", "unmapped" 
 -- @param m entry with `kind` (vm.proc's) and `shared`
 -- @return "heap"|"stack"|"anonymous"|"file"|"shared"|"other"
 function M.kind_of(m)
+  if type(m) ~= "table" then arg_error(1, "kind_of", "maps entry (table)", m) end
   local k = m.kind
   if k == "heap" or k == "stack" or k == "file" then return k end
   if k == "shm" or k == "memfd" then return "shared" end
@@ -73,7 +90,35 @@ end
 -- @return {total=, by_kind = {kind = n, ...}, mappings = { {start=, finish=, size=,
 --   perms=, path=, kind=, faults=}, ... } (most faults first), regions = {label = n}}
 function M.classify(samples, maps, opts)
-  opts = opts or {}
+  if type(samples) ~= "table" then arg_error(1, "classify", "list of samples", samples) end
+  if type(maps) ~= "table" then arg_error(2, "classify", "list of maps entries", maps) end
+  opts = opt_table(opts, 3, "classify")
+  if opts.maps_before ~= nil and type(opts.maps_before) ~= "table" then
+    error("bad option 'maps_before' (list of maps entries expected, got " .. type(opts.maps_before) .. ")", 2)
+  end
+  if opts.regions ~= nil and type(opts.regions) ~= "table" then
+    error("bad option 'regions' (table expected, got " .. type(opts.regions) .. ")", 2)
+  end
+  for label, r in pairs(opts.regions or {}) do
+    local ok = (type(r) == "table" or type(r) == "userdata")
+    local address, size = ok and r.address, ok and r.size
+    if math_type(address) ~= "integer" or math_type(size) ~= "integer" then
+      error(("bad option 'regions' (%s must be a region or {address=, size=} with integers)")
+        :format(shown(label) == "string" and label or shown(label)), 2)
+    end
+  end
+  for what, list in pairs { ["argument #2"] = maps, ["option 'maps_before'"] = opts.maps_before or {} } do
+    for i, m in ipairs(list) do
+      if type(m) ~= "table" or math_type(m.start) ~= "integer" or math_type(m.finish) ~= "integer" then
+        error(("bad %s to 'classify' (entry %d is not a maps entry with integer start and finish)"):format(what, i), 2)
+      end
+    end
+  end
+  for i, smp in ipairs(samples) do
+    if type(smp) ~= "table" or math_type(smp.address) ~= "integer" then
+      error(("bad argument #1 to 'classify' (sample %d has no integer address)"):format(i), 2)
+    end
+  end
   local now, before = sorted(maps), opts.maps_before and sorted(opts.maps_before)
   local by_kind, counts = {}, {}
   for _, k in ipairs(M.kinds) do by_kind[k] = 0 end
@@ -116,8 +161,8 @@ end
 --   result = fn's first return value, samples=), or nil, reason, errno
 --   when the kernel refuses perf events
 function M.by_region(fn, opts)
-  opts = opts or {}
-  assert(type(fn) == "function", "bad argument #1 to 'by_region' (function expected)")
+  if type(fn) ~= "function" then arg_error(1, "by_region", "function", fn) end
+  opts = opt_table(opts, 2, "by_region")
   local before = proc.maps()
   local sampler, err, code = core.fault_sampler { kind = opts.kind, period = opts.period, pages = opts.pages }
   if not sampler then return nil, err, code end
@@ -145,7 +190,14 @@ end
 -- busiest mappings (at most opts.top, default 8).
 -- @return list of strings
 function M.format(report, opts)
-  local top = opts and opts.top or 8
+  if type(report) ~= "table" or math_type(report.total) ~= "integer" or type(report.by_kind) ~= "table"
+      or type(report.mappings) ~= "table" then
+    arg_error(1, "format", "report (by_region's table)", report)
+  end
+  local top = opt_table(opts, 2, "format").top or 8
+  if math_type(top) ~= "integer" or top < 0 then
+    error("bad option 'top' (non-negative integer expected, got " .. shown(top) .. ")", 2)
+  end
   local lines = {}
   local head = ("%d page faults sampled"):format(report.total)
   if report.lost and report.lost > 0 then
@@ -155,7 +207,7 @@ function M.format(report, opts)
   lines[1] = head
   for _, k in ipairs(M.kinds) do
     local n = report.by_kind[k]
-    if n > 0 then lines[#lines + 1] = ("  %-13s %8d"):format(k, n) end
+    if math_type(n) == "integer" and n > 0 then lines[#lines + 1] = ("  %-13s %8d"):format(k, n) end
   end
   local labels = {}
   for label in pairs(report.regions or {}) do labels[#labels + 1] = label end
@@ -180,8 +232,11 @@ end
 -- @return report (by_region's, with regions = {heap=, stack=, anonymous=,
 --   file=, shared=} and touched = {kind = pages}), or nil, reason, errno
 function M.demo(opts)
-  opts = opts or {}
+  opts = opt_table(opts, 1, "demo")
   local pages = opts.pages or 32
+  if math_type(pages) ~= "integer" or pages < 1 or pages > 1 << 20 then
+    error("bad option 'pages' (integer 1 .. 2^20 expected, got " .. shown(pages) .. ")", 2)
+  end
   local ps = core.page_size
   local size = pages * ps
   local anon = assert(core.mmap(size))
@@ -203,7 +258,9 @@ function M.demo(opts)
   slot:touch("write")
   local report, err, code = M.by_region(function()
     heap:touch("write")
-    core.stack_recurse(ps, slot, 0, pages)
+    -- the lab probes live in vm.lab (older builds had them beside vm.mmap)
+    local stack_recurse = core.lab and core.lab.stack_recurse or core.stack_recurse
+    stack_recurse(ps, slot, 0, pages)
     anon:touch("write")
     file:touch("read")
     shared:touch("write")

@@ -26,9 +26,11 @@ end
 local function proc_path(pid, name, fname)
   if pid == nil or pid == "self" then return "/proc/self/" .. name end
   if math.type(pid) == "integer" and pid > 0 then return "/proc/" .. pid .. "/" .. name end
-  if type(pid) == "string" and pid:match("^%d+$") then return "/proc/" .. pid .. "/" .. name end
-  error(("bad argument #1 to '%s' (pid must be a positive integer or \"self\", got %s)")
-    :format(fname, type(pid) == "string" and ("%q"):format(pid) or tostring(pid)), 3)
+  if type(pid) == "string" and pid:match("^%d+$") and #pid <= 19 then return "/proc/" .. pid .. "/" .. name end
+  local shown = type(pid) == "string" and ("%q"):format(#pid > 40 and pid:sub(1, 40) .. "..." or pid)
+    or (type(pid) == "number" or type(pid) == "boolean") and tostring(pid) or type(pid)
+  error(("bad argument #%d to '%s' (pid must be a positive integer or \"self\", got %s)")
+    :format(fname == "mapping_at" and 2 or 1, fname, shown), 3)
 end
 
 -- "Key:   123 kB" -> bytes; "Key: 7" -> 7; anything else stays a string.
@@ -165,6 +167,11 @@ end
 --- The smaps entry of the mapping that holds `address` (start <= address < finish).
 -- @return the entry, or nil (nothing mapped there), or nil, msg, errno
 function M.mapping_at(address, pid)
+  if math.type(address) ~= "integer" then
+    error(("bad argument #1 to 'mapping_at' (address expected (an integer), got %s)")
+      :format(math.type(address) or type(address)), 2)
+  end
+  proc_path(pid, "smaps", "mapping_at") -- checks pid, naming this function
   local list, err, code = M.smaps(pid)
   if not list then return nil, err, code end
   for _, m in ipairs(list) do

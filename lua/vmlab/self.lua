@@ -62,7 +62,14 @@ end
 -- @param opts {top = 5}: how many of the mappings with the most RSS to list
 -- @return string
 function M.summary(opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #1 to 'summary' (table of options expected, got " .. type(opts) .. ")", 2)
+  end
   local top = opts and opts.top or 5
+  if math.type(top) ~= "integer" or top < 0 then
+    local got = math.type(top) and tostring(top) or type(top)
+    error("bad option 'top' (non-negative integer expected, got " .. got .. ")", 2)
+  end
   local d, err = M.data()
   if not d then return "vm.self: " .. tostring(err) end
   local lines = {

@@ -2,6 +2,13 @@
 -- @module vmlab.units
 local units = {}
 
+-- A number argument (nil is allowed: it shows as "n/a").
+local function check_number(n, fname)
+  if n ~= nil and type(n) ~= "number" then
+    error(("bad argument #1 to '%s' (number expected, got %s)"):format(fname, type(n)), 3)
+  end
+end
+
 local factor = {
   B = 1, K = 1024, KB = 1024, KIB = 1024, M = 1024 ^ 2, MB = 1024 ^ 2, MIB = 1024 ^ 2,
   G = 1024 ^ 3, GB = 1024 ^ 3, GIB = 1024 ^ 3, T = 1024 ^ 4, TB = 1024 ^ 4, TIB = 1024 ^ 4,
@@ -11,6 +18,9 @@ local factor = {
 -- A bare number counts in `default_unit` ("MiB" unless given), as memtest does.
 -- @return bytes, or nil and a message
 function units.parse_size(text, default_unit)
+  if default_unit ~= nil and type(default_unit) ~= "string" then
+    error("bad argument #2 to 'parse_size' (unit name expected, got " .. type(default_unit) .. ")", 2)
+  end
   if math.type(text) == "integer" then text = tostring(text) end
   if type(text) ~= "string" then return nil, "size must be a string such as 64MiB" end
   local num, unit = text:match("^%s*(%d+%.?%d*)%s*(%a*)%s*$")
@@ -29,6 +39,7 @@ end
 
 --- 1536 -> "1.5 KiB", 3221225472 -> "3.0 GiB".
 function units.bytes(n)
+  check_number(n, "bytes")
   if n == nil then return "n/a" end
   local sign = n < 0 and "-" or ""
   n = math.abs(n)
@@ -41,6 +52,7 @@ end
 
 --- Seconds in the most readable unit: "850 ns", "12.3 us", "4.56 ms", "1.23 s".
 function units.seconds(s)
+  check_number(s, "seconds")
   if s == nil then return "n/a" end
   if s < 1e-6 then return ("%.0f ns"):format(s * 1e9) end
   if s < 1e-3 then return ("%.1f us"):format(s * 1e6) end
@@ -50,6 +62,7 @@ end
 
 --- 1234567 -> "1,234,567".
 function units.count(n)
+  check_number(n, "count")
   if n == nil then return "n/a" end
   local s = tostring(math.tointeger(n) or n)
   local sign, int, rest = s:match("^(-?)(%d+)(.*)$")
