@@ -1,26 +1,64 @@
 --- calloc-realloc: a large calloc is lazy; a large realloc remaps instead of copying.
--- glibc serves large blocks (128 KiB and up by default) with their own mmap.
--- Such memory is already zero, so calloc does not clear it: nothing is
--- written and RSS does not move until the program writes. Growing such a
--- block with realloc uses mremap(2): the kernel moves the page-table entries
--- to a bigger range (or extends it in place), so no byte is copied and RSS
--- does not double.
+-- A C library serves a large block with a mapping of its own (glibc from
+-- 128 KiB by default; other allocators choose their own thresholds, so the
+-- run reads the block's mapping instead of assuming one). Fresh pages from
+-- the kernel are already zero, so calloc need not clear them: nothing is
+-- written and no memory is mapped until the program touches the block. Where
+-- the kernel maps the shared zero page for reads, even reading it maps
+-- nothing; writing gives every page a frame. Growing such a block with
+-- realloc can use mremap(2): the kernel moves the page-table entries to a
+-- bigger range (or extends it in place), so no byte is copied: the pages keep
+-- their physical frames and the move takes no page faults. The claims say
+-- which of this happened on this machine, with this allocator.
 -- @module vmlab.experiments.calloc-realloc
 local vm = require "vmlab"
 local units = require "vmlab.units"
 
 local PAGE = vm.page_size
+local SAMPLES = 16 -- pages read back to check contents / compare frames
 
 local function rss() return assert(vm.proc.status()).VmRSS end
+local function minor_faults() return vm.rusage("self").minor_faults end
 local now = vm.now
 
--- Are the first, middle and last page of block h all `byte`?
-local function all_bytes(h, byte, size)
-  local want = string.rep(string.char(byte), PAGE)
-  for _, off in ipairs({ 0, (size // 2) // PAGE * PAGE, size - PAGE }) do
-    if h:read(off, PAGE) ~= want then return false end
+-- Page offsets of SAMPLES pages spread over a block of `size` bytes (first and last included).
+local function sample_offsets(size)
+  local pages = size // PAGE
+  local out, seen = {}, {}
+  for i = 0, SAMPLES - 1 do
+    local p = (pages - 1) * i // (SAMPLES - 1)
+    if not seen[p] then seen[p] = true; out[#out + 1] = p * PAGE end
   end
-  return true
+  return out
+end
+
+-- How many of the sampled pages of block h read as `byte` throughout (and how many were read).
+local function pages_of(h, byte, size)
+  local want = string.rep(string.char(byte), PAGE)
+  local ok, n = 0, 0
+  for _, off in ipairs(sample_offsets(size)) do
+    n = n + 1
+    if h:read(off, PAGE) == want then ok = ok + 1 end
+  end
+  return ok, n
+end
+
+-- Pages of block h present in memory: PAGEMAP_SCAN (with pfnzero), else mincore.
+local function present(h)
+  local s = h:scan()
+  if s then return s.present, s.pfnzero end
+  return (h:resident()), nil
+end
+
+-- Frame numbers of the sampled pages (nil where pagemap hides them).
+local function sampled_frames(h, size)
+  local out = {}
+  for i, off in ipairs(sample_offsets(size)) do
+    local f = h:frames(off // PAGE, 1)
+    if not f or not f[1] then return nil end
+    out[i] = f[1]
+  end
+  return out
 end
 
 local M = {
@@ -29,81 +67,177 @@ local M = {
   params = { size = 256 * 1024 * 1024 },
   tour = { size = 128 * 1024 * 1024 },
   units = {
-    size = "bytes", rss_growth_calloc = "bytes", calloc_zeros = "text", rss_growth_read = "bytes",
-    rss_growth_write = "bytes", mmapped_blocks_growth = "count", old_address = "address", new_address = "address",
-    moved = "text", rss_growth_realloc = "bytes", realloc_seconds = "seconds", write_seconds = "seconds",
-    data_intact = "text",
+    size = "bytes", pages = "count", rss_growth_calloc = "bytes", calloc_present = "count",
+    zero_pages = "count", sampled_pages = "count", rss_growth_read = "bytes", read_present = "count",
+    read_pfnzero = "count", rss_growth_write = "bytes", write_faults = "count", mmapped_blocks_growth = "count",
+    mapping_size = "bytes", old_address = "address", new_address = "address", moved = "text",
+    rss_growth_realloc = "bytes", realloc_seconds = "seconds", write_seconds = "seconds", fill_faults = "count",
+    realloc_faults = "count", frames_kept = "count", intact_pages = "count", note = "text",
   },
-  fields = { "size", "rss_growth_calloc", "mmapped_blocks_growth", "calloc_zeros", "rss_growth_read",
-             "rss_growth_write", "write_seconds", "old_address", "new_address", "moved", "realloc_seconds",
-             "rss_growth_realloc", "data_intact" },
+  fields = { "size", "pages", "mapping_size", "mmapped_blocks_growth", "rss_growth_calloc", "calloc_present",
+             "zero_pages", "sampled_pages", "rss_growth_read", "read_present", "read_pfnzero", "rss_growth_write",
+             "write_faults", "fill_faults", "write_seconds", "old_address", "new_address", "moved",
+             "realloc_faults", "frames_kept", "realloc_seconds", "rss_growth_realloc", "intact_pages", "note" },
 }
 
+--- params: size (bytes, at least 256 pages; rounded down to whole pages)
 function M.run(opts)
   local size = opts.size
-  assert(math.type(size) == "integer" and size >= 1024 * 1024, "size must be at least 1 MiB")
+  assert(math.type(size) == "integer" and size >= 256 * PAGE,
+    "size must be an integer of at least 256 pages (" .. units.bytes(256 * PAGE) .. ")")
   size = size // PAGE * PAGE
-  local result = { size = size }
+  local result = { size = size, pages = size // PAGE }
   if os.getenv("VMLAB_SANITIZED") == "1" then
     result.note = "under AddressSanitizer, malloc is ASan's allocator: realloc always allocates anew and copies"
   end
 
-  -- 1. calloc: zeroed memory at no cost until it is written.
+  -- 1. calloc, then write: zeroed memory at no cost until it is written.
   do
-    local mi0, rss0 = vm.mallinfo(), rss()
+    local mi0 = vm.mallinfo and vm.mallinfo()
+    local rss0 = rss()
     local h <close> = assert(vm.calloc(size // PAGE, PAGE))
-    local mi1, rss1 = vm.mallinfo(), rss()
+    local rss1 = rss()
+    local mi1 = vm.mallinfo and vm.mallinfo()
     result.rss_growth_calloc = rss1 - rss0
-    result.mmapped_blocks_growth = mi1.mmapped_blocks - mi0.mmapped_blocks
-    result.mmapped_growth = mi1.mmapped - mi0.mmapped
-    result.calloc_zeros = all_bytes(h, 0, size)
-    h:touch("read")
+    result.calloc_present = present(h)
+    if mi0 and mi1 then result.mmapped_blocks_growth = mi1.mmapped_blocks - mi0.mmapped_blocks end
+    local m = vm.proc.mapping_at(h.address)
+    result.mapping_size = m and m.size
+    result.zero_pages, result.sampled_pages = pages_of(h, 0, size)
     local rss2 = rss()
-    result.rss_growth_read = rss2 - rss1 -- reads map the shared zero page
     local t = h:touch("write")
     result.rss_growth_write = rss() - rss2
     result.write_faults = t.minor_faults
   end
 
-  -- 2. realloc: a written block doubled in size.
+  -- 2. calloc, then read every page: on the zero page, reading maps nothing.
+  do
+    local h <close> = assert(vm.calloc(size // PAGE, PAGE))
+    local rss1 = rss()
+    h:touch("read")
+    result.rss_growth_read = rss() - rss1
+    result.read_present, result.read_pfnzero = present(h)
+  end
+
+  -- 3. realloc: a written block doubled in size.
   do
     local h <close> = assert(vm.malloc(size))
-    local t0 = now()
+    local f0, t0 = minor_faults(), now()
     h:fill(0x5a)
     result.write_seconds = now() - t0 -- first touch and write of every byte, for scale
+    result.fill_faults = minor_faults() - f0
+    local before = sampled_frames(h, size)
     local rss0 = rss()
-    t0 = now()
+    f0, t0 = minor_faults(), now()
     local _, old = assert(h:realloc(2 * size))
     result.realloc_seconds = now() - t0
+    result.realloc_faults = minor_faults() - f0
     result.rss_growth_realloc = rss() - rss0
     result.old_address, result.new_address = old, h.address
     result.moved = h.address ~= old
-    result.data_intact = all_bytes(h, 0x5a, size)
+    local after = before and sampled_frames(h, size)
+    if before and after then
+      local kept = 0
+      for i = 1, #before do if before[i] == after[i] then kept = kept + 1 end end
+      result.frames_kept, result.frames_sampled = kept, #before
+    end
+    result.intact_pages = pages_of(h, 0x5a, size)
   end
   return result
 end
 
+local u = units
+
+M.claims = {
+  { id = "calloc_lazy",
+    text = "a large calloc is lazy: no memory is mapped for it until it is touched, RSS does not grow",
+    decide = function(r)
+      -- the block's own pages decide (a sanitizer's shadow memory grows the process's RSS, not the block's)
+      local allowed = math.max(4, r.pages // 100) -- the allocator's header page or two
+      return r.calloc_present <= allowed,
+        ("%s of %s pages present after calloc, process RSS %s%s"):format(u.count(r.calloc_present),
+          u.count(r.pages), r.rss_growth_calloc >= 0 and "+" or "", u.bytes(r.rss_growth_calloc)),
+        r.calloc_present > allowed and "the allocator wrote the block at calloc (memory it had used before "
+          .. "must be cleared)" or nil
+    end,
+    explain = function()
+      return "Fresh pages from the kernel are zero already, so calloc had nothing to clear and touched nothing."
+    end },
+  { id = "calloc_zeros",
+    text = "calloc'd memory reads as zeros",
+    decide = function(r)
+      return r.zero_pages == r.sampled_pages and r.sampled_pages > 0,
+        ("%d of %d sampled pages read as zero throughout"):format(r.zero_pages, r.sampled_pages)
+    end },
+  { id = "read_maps_nothing",
+    text = "reading calloc'd memory maps no memory: every page maps the shared zero page",
+    requires = "zero_page",
+    decide = function(r)
+      local ev = ("reading every page: RSS %s%s"):format(r.rss_growth_read >= 0 and "+" or "",
+        u.bytes(r.rss_growth_read))
+      local holds = r.rss_growth_read < r.size / 32
+      if r.read_pfnzero then
+        ev = ev .. (", PAGEMAP_SCAN: %s of %s pages on the zero page"):format(u.count(r.read_pfnzero),
+          u.count(r.pages))
+        holds = holds and r.read_pfnzero >= r.pages * 0.9
+      end
+      return holds, ev
+    end,
+    explain = function()
+      return "Every read mapped the kernel's one read-only page of zeros: no frame, no RSS."
+    end },
+  { id = "write_grows_rss",
+    text = "writing calloc'd memory grows RSS by its size: every page gets a frame",
+    decide = function(r)
+      return r.rss_growth_write >= r.size * 0.9 and r.rss_growth_write <= r.size * 1.1 + (4 << 20),
+        ("writing every page: RSS +%s for %s, %s minor faults for %s pages"):format(u.bytes(r.rss_growth_write),
+          u.bytes(r.size), u.count(r.write_faults), u.count(r.pages))
+    end },
+  { id = "realloc_no_copy",
+    text = "realloc of a large written block remaps its pages instead of copying them (mremap)",
+    requires = "glibc_heap",
+    decide = function(r)
+      local ev = ("realloc to %s: %s page faults (writing the block took %s), 0x%x -> 0x%x (%s), %s (writing took %s)")
+        :format(u.bytes(2 * r.size), u.count(r.realloc_faults), u.count(r.fill_faults), r.old_address,
+          r.new_address, r.moved and "moved" or "grown in place", u.seconds(r.realloc_seconds),
+          u.seconds(r.write_seconds))
+      local holds
+      if r.frames_kept then
+        -- the frames decide: a copy puts the data on new frames
+        ev = ("%d of %d sampled pages kept their physical frames; "):format(r.frames_kept, r.frames_sampled) .. ev
+        holds = r.frames_kept == r.frames_sampled
+      elseif r.fill_faults >= 16 then
+        -- without frame numbers the faults decide: a copy writes every page of a fresh mapping
+        holds = r.realloc_faults * 10 < r.fill_faults
+      else
+        return nil, ev, "neither frame numbers nor page faults tell a copy from a remap here"
+      end
+      if (r.intact_pages or 0) < (r.sampled_pages or 1) then holds = false end
+      return holds, ev .. (", %d of %d sampled pages intact"):format(r.intact_pages or 0, r.sampled_pages or 0),
+        not holds and r.note or nil
+    end,
+    explain = function()
+      return "No byte was copied: the C library grew the block with mremap(2), which moves the page-table entries "
+        .. "to the new range; the data stayed on its frames and the new half is untouched."
+    end },
+}
+
+--- Measurements only; what they mean is decided by the claims.
 function M.explain(res)
-  local b = units.bytes
+  local b = u.bytes
+  local function signed(n) return (n >= 0 and "+" or "") .. b(n) end
   local lines = {}
-  local via = res.mmapped_blocks_growth > 0
-    and (" and malloc counted %d new mmap'd block(s)"):format(res.mmapped_blocks_growth) or ""
-  lines[#lines + 1] = ("calloc(%s): RSS grew by %s%s: fresh pages from the kernel are already zero, so calloc had "
-    .. "nothing to clear and nothing was touched."):format(b(res.size), b(res.rss_growth_calloc), via)
-  lines[#lines + 1] = ("Its bytes read as zero (%s); reading all of it grew RSS by %s (the shared zero page); writing "
-    .. "it grew RSS by %s."):format(res.calloc_zeros and "yes" or "NO", b(res.rss_growth_read), b(res.rss_growth_write))
-  lines[#lines + 1] = ("realloc of a written %s block to %s: 0x%x -> 0x%x (%s) in %s, RSS grew by %s; writing the "
-    .. "block in the first place took %s."):format(b(res.size), b(2 * res.size), res.old_address, res.new_address,
-    res.moved and "moved" or "grown in place", units.seconds(res.realloc_seconds), b(res.rss_growth_realloc),
-    units.seconds(res.write_seconds))
-  local intact = res.data_intact and "intact" or "NOT intact"
-  if res.rss_growth_realloc < res.size // 2 and res.realloc_seconds < res.write_seconds / 5 then
-    lines[#lines + 1] = "No copy: glibc grew the block with mremap(2), which moves the page-table entries to the new "
-      .. "range; the data is " .. intact .. " and the new half is untouched."
-  else
-    lines[#lines + 1] = "This realloc copied the data (it took about as long as writing it, or RSS grew by its size); "
-      .. "the data is " .. intact .. "."
-  end
+  lines[#lines + 1] = ("calloc(%s): %s of %s pages present, RSS %s; its mapping is %s%s."):format(b(res.size),
+    u.count(res.calloc_present), u.count(res.pages), signed(res.rss_growth_calloc),
+    res.mapping_size and b(res.mapping_size) or "unknown",
+    res.mmapped_blocks_growth and (", malloc counted %d new mmap'd block(s)"):format(res.mmapped_blocks_growth)
+      or "")
+  lines[#lines + 1] = ("Reading a fresh one: RSS %s; writing one: RSS %s, %s minor faults.")
+    :format(signed(res.rss_growth_read), signed(res.rss_growth_write), u.count(res.write_faults))
+  lines[#lines + 1] = ("realloc of a written %s block to %s: 0x%x -> 0x%x in %s, %s page faults, RSS %s; writing "
+    .. "the block in the first place took %s and %s faults."):format(b(res.size), b(2 * res.size), res.old_address,
+    res.new_address, u.seconds(res.realloc_seconds), u.count(res.realloc_faults), signed(res.rss_growth_realloc),
+    u.seconds(res.write_seconds), u.count(res.fill_faults))
   if res.note then lines[#lines + 1] = "Note: " .. res.note end
   return lines
 end
