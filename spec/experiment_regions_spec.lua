@@ -2,6 +2,7 @@
 -- malloc'd block and a local variable live.
 local vm = require "vmlab"
 local experiments = require "vmlab.experiments"
+local vassert = require "vmlab.assert"
 
 local sanitized = os.getenv("VMLAB_SANITIZED") ~= nil
 
@@ -37,28 +38,50 @@ describe("the regions experiment", function()
   end)
 
   it("a function is in the module's text, a constant in its read-only data, a global in its data", function()
+    vassert.claim_holds(r, "code_and_data_placed")
     assert.equal("core.so text", r.placed.text)
     assert.equal("core.so read-only data", r.placed.static_data)
     assert.equal("core.so data", r.placed.global)
   end)
 
   it("a zero-filled static array is in the bss after the module's data", function()
+    vassert.claim_holds(r, "bss_after_data")
     assert.equal("core.so bss", r.placed.bss)
     assert.is_true(r.addresses.bss > r.addresses.global)
   end)
 
-  it("a local variable is on the stack", function()
+  it("a local variable is on the stack, the highest mapping but the kernel's own pages", function()
+    vassert.claim_holds(r, "stack_on_top")
+    assert.equal(0, r.layout.above_stack)
     assert.equal("[stack]", r.placed.stack)
     local s = row("[stack]")
     assert.is_true(s.start <= r.addresses.stack and r.addresses.stack < s.start + s.size)
   end)
 
-  it("a small malloc'd block is in the heap", function()
-    if sanitized then
-      pending("AddressSanitizer replaces malloc: its blocks live in its own anonymous mappings, not [heap]")
-      return
-    end
+  it("a small malloc'd block is in the heap, above the program and below the stack", function()
+    vassert.claim_holds(r, "malloc_in_heap") -- pending where malloc is not glibc's (AddressSanitizer's, ...)
     assert.equal("[heap]", r.placed.heap)
+  end)
+
+  it("decides each claim from the addresses it is given, not from the machine", function()
+    local e = experiments.get("regions")
+    local function decided(result, id) return experiments.claim({ claims = experiments.decide(e, result) }, id) end
+    local function with(placed, layout)
+      local t = setmetatable({ placed = setmetatable(placed or {}, { __index = r.placed }),
+        layout = setmetatable(layout or {}, { __index = r.layout }) }, { __index = r })
+      return t
+    end
+    local good = with({ heap = "[heap]" }, { program = 0x1000, heap = 0x100000, stack = 0x7ff000000000 })
+    for _, c in ipairs(experiments.decide(e, good)) do assert.is_true(c.holds, c.id) end
+    assert.is_false(decided(with { text = "[heap]" }, "code_and_data_placed").holds)
+    assert.is_false(decided(with { global = "core.so read-only data" }, "code_and_data_placed").holds)
+    assert.is_false(decided(with { bss = "anonymous" }, "bss_after_data").holds)
+    assert.is_false(decided(with({}, { above_stack = 3 }), "stack_on_top").holds)
+    assert.is_false(decided(with { stack = "anonymous" }, "stack_on_top").holds)
+    -- a malloc that never calls brk (AddressSanitizer's, jemalloc): no [heap]
+    local c = decided(with({ heap = "anonymous" }, { heap = false }), "malloc_in_heap")
+    assert.is_false(c.holds)
+    assert.matches("no %[heap%]", c.why)
   end)
 
   it("the heap lies above the program and below the stack", function()

@@ -99,27 +99,97 @@ function M.run(p)
                         rss = libs.rss }
   end
   for _, o in ipairs(OBJECTS) do placed[o] = placed[o] or "(not found)" end
+  -- the layout: where the program, the heap and the stack start, and how many
+  -- mappings lie above the stack (the kernel's vdso/vvar pages aside)
+  local layout = {}
+  for _, m in ipairs(maps) do
+    if m.path == exe and not layout.program then layout.program = m.start end
+    if m.kind == "heap" then layout.heap = m.start end
+    if m.kind == "stack" then layout.stack = m.start end
+  end
+  layout.above_stack = 0
+  for _, m in ipairs(maps) do
+    if layout.stack and m.start > layout.stack and m.kind ~= "vdso" and m.kind ~= "vvar"
+      and not (m.path or ""):match("^%[v") then
+      layout.above_stack = layout.above_stack + 1
+    end
+  end
   local result = { regions = rows, addresses = addrs, placed = placed, mappings = #maps, program = exe,
-                   module = module }
+                   module = module, layout = layout }
   if p.faults then
     result.faults, result.faults_skipped = faults_by_region(32)
   end
   return result
 end
 
+local function where(r, o)
+  return ("%s at 0x%x in %s"):format(DESCRIBE[o], r.addresses[o] or 0, r.placed[o])
+end
+
+-- "core.so text": the vmlab module's part named `part`
+local function module_part(r, part)
+  return basename(r.module or "?") .. " " .. part
+end
+
+M.claims = {
+  { id = "code_and_data_placed",
+    text = "a C function lies in the module's code (r-x), a constant in its read-only data, a global in its data",
+    decide = function(r)
+      local p = r.placed
+      return p.text == module_part(r, "text") and p.static_data == module_part(r, "read-only data")
+          and p.global == module_part(r, "data"),
+        ("%s; %s; %s"):format(where(r, "text"), where(r, "static_data"), where(r, "global"))
+    end,
+    explain = function()
+      return "A program (or library) is mapped in pieces from its file, each with the protection its contents need."
+    end },
+  { id = "bss_after_data",
+    text = "a zero-filled static array lies in the bss, an anonymous mapping right after the module's data",
+    decide = function(r)
+      return r.placed.bss == module_part(r, "bss") and r.addresses.bss > r.addresses.global,
+        ("%s; the global at 0x%x"):format(where(r, "bss"), r.addresses.global)
+    end,
+    explain = function()
+      return "The bss takes no room in the file: the kernel maps zero-filled memory after the data."
+    end },
+  { id = "stack_on_top",
+    text = "a local variable lies on the stack, the highest mapping of the process",
+    decide = function(r)
+      local l = r.layout or {}
+      return r.placed.stack == "[stack]" and l.above_stack == 0,
+        ("%s; %d mapping(s) above the stack (the kernel's vdso/vvar aside)"):format(where(r, "stack"),
+          l.above_stack or -1)
+    end,
+    explain = function()
+      return "The stack sits near the top of user space and grows down; mmap'd memory and libraries lie below it."
+    end },
+  { id = "malloc_in_heap",
+    text = "a small malloc'd block lies in the heap, above the program and below the stack",
+    requires = "glibc_malloc",
+    decide = function(r)
+      local l = r.layout or {}
+      local holds = r.placed.heap == "[heap]" and l.heap and l.program and l.stack
+        and l.heap > l.program and l.heap < l.stack or false
+      local why = not l.heap and "this process has no [heap]: its malloc never called brk(2)" or nil
+      return holds, ("%s; [heap] at %s, the program at %s, the stack at %s"):format(where(r, "heap"),
+        l.heap and ("0x%x"):format(l.heap) or "none", l.program and ("0x%x"):format(l.program) or "?",
+        l.stack and ("0x%x"):format(l.stack) or "?"), why
+    end,
+    explain = function()
+      return "glibc's malloc serves small blocks from the heap, which brk(2) grows up from just above the program."
+    end },
+}
+
 function M.explain(r)
   local lines = {
-    ("%d mappings in all. The program (%s) and the vmlab module are mapped in pieces: code (r-x),")
-      :format(r.mappings, basename(r.program or "?")),
-    "read-only data (r--), initialised data (rw-) and, right after it, the zero-filled bss.",
+    ("%d mappings in all; the program is %s, the vmlab module %s.")
+      :format(r.mappings, basename(r.program or "?"), basename(r.module or "?")),
   }
   for _, o in ipairs(OBJECTS) do
     if r.addresses[o] then
       lines[#lines + 1] = ("%-26s at 0x%x lies in %s"):format(DESCRIBE[o], r.addresses[o], r.placed[o])
     end
   end
-  lines[#lines + 1] = "The heap grows up from just above the program; the stack sits near the top of user space;"
-  lines[#lines + 1] = "large malloc blocks and mmap'd memory are anonymous mappings in between."
   if r.faults then
     local f = r.faults
     lines[#lines + 1] = ("Touching %d pages of each kind of region under perf_event_open's page-fault sampler:")
@@ -127,8 +197,6 @@ function M.explain(r)
     local copy = { mappings = {} } -- faults.format also lists the busiest mappings: not kept in the result
     for k, v in pairs(f) do copy[k] = v end
     for _, l in ipairs(require("vmlab.faults").format(copy)) do lines[#lines + 1] = "  " .. l end
-    lines[#lines + 1] = "Each first touch of a page faults once, whatever the region; file pages fault fewer times"
-    lines[#lines + 1] = "because the kernel maps up to 16 cached pages per fault there (fault-around)."
   elseif r.faults_skipped then
     lines[#lines + 1] = "Faults per region were not counted: " .. r.faults_skipped
   end
