@@ -32,8 +32,10 @@ int vmlab_to_signal(lua_State *L, int idx, int def, const char *opt) {
   const char *why = NULL;
   int sig = def, t = lua_type(L, idx);
   if (t == LUA_TSTRING) {
-    sig = vmlab_signal_number(lua_tostring(L, idx));
-    if (sig < 0) why = lua_pushfstring(L, "unknown signal name '%s'", lua_tostring(L, idx));
+    size_t len;
+    const char *name = lua_tolstring(L, idx, &len);
+    sig = memchr(name, '\0', len) != NULL ? -1 : vmlab_signal_number(name);
+    if (sig < 0) why = lua_pushfstring(L, "unknown signal name '%s'", name);
   } else if (t == LUA_TNUMBER) {
     sig = (int)lua_tointeger(L, idx);
     if (!lua_isinteger(L, idx) || lua_tointeger(L, idx) < 0 || lua_tointeger(L, idx) >= NSIG)

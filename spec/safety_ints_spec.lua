@@ -34,6 +34,16 @@ describe("names and paths with a NUL byte", function()
     assert.error_matches(function() vm.shm_list("vmlab\0x") end, "bad argument #1 to 'shm_list'")
   end)
 
+  it("a signal name with a NUL byte is no signal name", function()
+    local c = assert(vm.spawn({ "sleep", "30" }))
+    assert.error_matches(function() c:kill("KILL\0junk") end, "unknown signal name")
+    assert.error_matches(function() vm.spawn({ "true" }, { death_signal = "TERM\0" }) end,
+      "bad option 'death_signal' %(unknown signal name")
+    assert.is_true(c:running())
+    c:kill("KILL")
+    c:wait()
+  end)
+
   it("a bad option value lists the choices", function()
     assert.error_matches(function() vm.fault_counter("minor", { source = "magic" }) end,
       "bad option 'source' %(\"auto\", \"perf\" or \"rusage\" expected, got \"magic\"%)")
