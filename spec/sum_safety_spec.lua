@@ -91,8 +91,9 @@ local function start(args, env)
   function run.close()
     local dog = assert(vm.spawn({ "sh", "-c", "sleep 20; kill -9 " .. run.pid }, { env = { LD_PRELOAD = false } }))
     local _, how, code = run.pipe:close()
-    for _, p in ipairs(children_of(dog.pid)) do vm.kill(p, "KILL") end -- its sleep, then itself
-    dog:kill("KILL")
+    local sleeps = children_of(dog.pid)
+    dog:kill("KILL") -- the watchdog first (so it runs no kill), then its sleep
+    for _, p in ipairs(sleeps) do vm.kill(p, "KILL") end
     dog:wait()
     return how == "exit" and code or 128 + code
   end
@@ -365,7 +366,7 @@ describe("vmlab sum, used the wrong way", function()
     os.remove(fifo)
     assert(os.execute("mkfifo " .. shq(fifo)))
     local run = start("--out " .. shq(fifo))
-    vm.sleep(0.3)
+    assert.is_true(eventually(function() return (slurp(run.err) or ""):match("waiting for a reader") end, 10))
     assert.is_false(gone(run.pid))
     vm.kill(run.pid, "INT")
     assert.is_true(eventually(function() return gone(run.pid) end))

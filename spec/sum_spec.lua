@@ -87,8 +87,9 @@ local function start(args)
     -- (spawned, not forked: a forked copy of busted would hold the pipe open)
     local dog = assert(vm.spawn({ "sh", "-c", "sleep 20; kill -9 " .. run.pid }, { env = { LD_PRELOAD = false } }))
     local _, how, code = run.pipe:close()
-    for _, p in ipairs(children_of(dog.pid)) do vm.kill(p, "KILL") end -- its sleep, then itself
-    dog:kill("KILL")
+    local sleeps = children_of(dog.pid)
+    dog:kill("KILL") -- the watchdog first (so it runs no kill), then its sleep
+    for _, p in ipairs(sleeps) do vm.kill(p, "KILL") end
     dog:wait()
     return how == "exit" and code or 128 + code
   end
