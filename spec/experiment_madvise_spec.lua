@@ -56,7 +56,8 @@ describe("the madvise experiment", function()
 
   it("MADV_POPULATE_WRITE faults every page in: RSS grows by the size, later writes fault nothing", function()
     local c = vassert.claim_holds(res, "populate_write_prefaults")
-    if c.holds == true then near(res.populate_write_rss_growth, SIZE, "RSS growth") end
+    assert.is_true(c.holds)
+    near(res.populate_write_rss_growth, SIZE, "RSS growth")
   end)
 
   it("MADV_WILLNEED on a file reads it into the page cache without any access", function()

@@ -1,14 +1,19 @@
---- thp: transparent huge pages, one fault per 2 MiB instead of one per 4 KiB.
--- A 2 MiB-aligned anonymous region advised MADV_HUGEPAGE is written page by
--- page; the kernel backs each 2 MiB with one huge page on its first fault
--- (AnonHugePages in smaps). The same touch of a region advised MADV_NOHUGEPAGE
--- takes one fault per 4 KiB page.
+--- thp: transparent huge pages, one fault per huge page instead of one per base page.
+-- An anonymous region aligned to the huge page size (the kernel's PMD size,
+-- probed: 2 MiB on x86-64 with 4 KiB pages, other sizes elsewhere) is advised
+-- MADV_NOHUGEPAGE and written page by page: one fault per base page. A second
+-- region advised MADV_HUGEPAGE (param `advice`) is written the same way; where
+-- THP is not "never" the kernel can back each huge page with one fault
+-- (AnonHugePages in smaps, one contiguous run of frames in pagemap). The claims
+-- below say what this run got.
 -- @module vmlab.experiments.thp
 local vm = require "vmlab"
 local units = require "vmlab.units"
 
 local PAGE = vm.page_size
-local SYS = "/sys/kernel/mm/transparent_hugepage/"
+-- What one page-middle-directory entry maps where the kernel names no huge page
+-- size: a page of 8-byte entries, each mapping a page.
+local PMD_SPAN = PAGE * (PAGE // 8)
 
 -- One field (in bytes) of the smaps entry of the mapping that holds address.
 local function smaps_field(address, field)
@@ -16,56 +21,70 @@ local function smaps_field(address, field)
   return m and m[field]
 end
 
--- Map `size` bytes aligned to the huge page size, advise it, write every 4 KiB page.
+-- How many huge-page-sized chunks of r are one run of consecutive frames,
+-- starting on a frame number aligned to the run: nil where frames are hidden.
+local function contiguous_chunks(r, huge_size)
+  local per = huge_size // PAGE
+  local frames = r:frames(0, r.pages)
+  if not frames then return nil end
+  local n = 0
+  for c = 0, r.pages // per - 1 do
+    local first = frames[c * per + 1]
+    local ok = first and first % per == 0
+    for i = 2, per do
+      if not ok then break end
+      ok = frames[c * per + i] == first + i - 1
+    end
+    if ok then n = n + 1 end
+  end
+  return n
+end
+
+-- Map `size` bytes aligned to the huge page size, advise it, write every base page.
 local function trial(size, huge_size, advice)
   local r <close> = assert(vm.mmap(size, { fixed_align = huge_size }))
   local ok, err = r:advise(advice)
   if not ok then return { error = err } end
   local t = r:touch("write", { sample = 1 << 20 })
-  local out = {
+  local scan = r:scan() -- PAGEMAP_SCAN: pages mapped by huge pages, no privilege needed (Linux 6.7+)
+  return {
     faults = t.minor_faults, seconds = t.seconds, pages = t.pages, timeline = t.timeline,
     anon_huge_bytes = math.min(smaps_field(r.address, "AnonHugePages") or 0, size),
+    scan_huge_pages = scan and scan.huge,
+    contiguous_chunks = contiguous_chunks(r, huge_size),
   }
-  -- A huge page is one run of 512 physical frames starting on a 2 MiB boundary.
-  local per = huge_size // PAGE
-  local frames = r:frames(0, per)
-  if frames then
-    local contiguous = frames[1] ~= false
-    for i = 2, per do
-      if frames[i] ~= frames[1] + i - 1 then contiguous = false; break end
-    end
-    out.first_pfn = frames[1] or nil
-    out.frames_contiguous = contiguous
-    out.first_frame_aligned = contiguous and frames[1] % per == 0
-  end
-  return out
 end
 
 local M = {
   name = "thp",
-  summary = "transparent huge pages: a 2 MiB-aligned region with MADV_HUGEPAGE faults once per 2 MiB, not per 4 KiB",
-  params = { size = 64 * 1024 * 1024 },
+  summary = "transparent huge pages: a region with MADV_HUGEPAGE faults once per huge page, not once per base page",
+  params = { size = 64 * 1024 * 1024, advice = "hugepage" },
+  choices = { advice = { "hugepage", "nohugepage" } },
   tour = { size = 32 * 1024 * 1024 },
   units = {
-    size = "bytes", huge_page_size = "bytes", mode = "text", defrag = "text", faults_huge = "count",
-    faults_small = "count", anon_huge_bytes = "bytes", anon_huge_bytes_small = "bytes", seconds_huge = "seconds",
-    seconds_small = "seconds", faults_per_huge_page = "count", faults_per_huge_page_small = "count",
-    frames_contiguous = "text",
+    size = "bytes", page_size = "bytes", huge_page_size = "bytes", mode = "text", defrag = "text",
+    advice = "text", faults_huge = "count", faults_small = "count", anon_huge_bytes = "bytes",
+    anon_huge_bytes_small = "bytes", seconds_huge = "seconds", seconds_small = "seconds",
+    faults_per_huge_page = "count", faults_per_huge_page_small = "count", chunks = "count",
+    contiguous_chunks = "count", scan_huge_pages = "count",
   },
-  fields = { "mode", "defrag", "size", "huge_page_size", "faults_huge", "faults_small", "faults_per_huge_page",
-             "faults_per_huge_page_small", "anon_huge_bytes", "anon_huge_bytes_small", "seconds_huge",
-             "seconds_small", "frames_contiguous" },
+  fields = { "mode", "defrag", "advice", "size", "page_size", "huge_page_size", "chunks", "faults_small",
+             "faults_huge", "faults_per_huge_page_small", "faults_per_huge_page", "anon_huge_bytes_small",
+             "anon_huge_bytes", "scan_huge_pages", "contiguous_chunks", "seconds_small", "seconds_huge" },
 }
 
+--- params: size (bytes, rounded up to huge pages), advice for the second region
+-- ("hugepage", or "nohugepage": the same as the first, so no huge pages)
 function M.run(opts)
-  local settings = vm.proc.vm_settings()
-  local huge_size = math.tointeger(settings.thp_pmd_size) or 2 * 1024 * 1024
+  local k = require("vmlab.kernel")()
+  local huge_size = k.huge_page_size or PMD_SPAN
   local size = opts.size
   assert(math.type(size) == "integer" and size > 0, "size must be a positive integer")
   size = (size + huge_size - 1) // huge_size * huge_size
-  local mode = settings.thp_enabled
-  local result = { size = size, huge_page_size = huge_size, mode = mode, defrag = settings.thp_defrag }
   local chunks = size // huge_size
+  local result = { size = size, page_size = PAGE, huge_page_size = huge_size, chunks = chunks,
+                   mode = k.thp_enabled, defrag = k.thp_defrag, advice = opts.advice,
+                   sanitized = os.getenv("VMLAB_SANITIZED") == "1" or nil }
 
   local small = trial(size, huge_size, "nohugepage")
   if small.error then
@@ -76,63 +95,111 @@ function M.run(opts)
   result.seconds_small = small.seconds
   result.anon_huge_bytes_small = small.anon_huge_bytes
   result.faults_per_huge_page_small = small.faults / chunks
-  result.timeline = small.timeline -- replaced by the huge pages' timeline when they run
 
-  if mode == nil then
-    result.skipped = "this kernel has no transparent huge pages (" .. SYS .. " is missing)"
-    return result
-  elseif mode == "never" then
-    result.skipped = "transparent huge pages are off: " .. SYS .. "enabled is 'never' "
-      .. "(echo madvise > " .. SYS .. "enabled, as root, turns them on)"
-    return result
-  end
-  local huge = trial(size, huge_size, "hugepage")
+  -- the second region, measured whatever THP's mode: where it is "never" the numbers show that
+  local huge = trial(size, huge_size, opts.advice)
   if huge.error then
-    result.skipped = "madvise(MADV_HUGEPAGE) failed: " .. huge.error
+    result.huge_error = ("madvise(MADV_%s) failed: %s"):format(opts.advice:upper(), huge.error)
+    result.timeline = small.timeline
     return result
   end
   result.faults_huge = huge.faults
   result.seconds_huge = huge.seconds
   result.anon_huge_bytes = huge.anon_huge_bytes
+  result.scan_huge_pages = huge.scan_huge_pages
   result.faults_per_huge_page = huge.faults / chunks
+  result.contiguous_chunks = huge.contiguous_chunks
   result.timeline = huge.timeline
-  result.frames_contiguous = huge.frames_contiguous
-  result.first_frame_aligned = huge.first_frame_aligned
-  if huge.anon_huge_bytes == 0 then
-    result.skipped = ("the kernel gave no huge page (THP '%s', defrag '%s'): free memory may be too fragmented "
-      .. "for a 2 MiB block"):format(mode, tostring(result.defrag))
-  end
   return result
 end
 
+local b, count = units.bytes, units.count
+
+-- Shadow memory: under AddressSanitizer each 8 bytes written read a shadow byte,
+-- whose fresh pages fault too.
+local function shadow_slack(r)
+  return r.sanitized and r.size // 8 // r.page_size + 64 or 16
+end
+
+M.claims = {
+  { id = "base_page_faults",
+    text = "without huge pages (MADV_NOHUGEPAGE), writing a region faults once per base page",
+    decide = function(r)
+      local pages = r.size // r.page_size
+      return r.faults_small >= pages * 0.95 and r.faults_small <= pages * 1.02 + shadow_slack(r)
+          and r.anon_huge_bytes_small == 0,
+        ("%s faults for %s base pages of %s; AnonHugePages %s"):format(count(r.faults_small), count(pages),
+          b(r.page_size), b(r.anon_huge_bytes_small))
+    end },
+  { id = "huge_pages_backed",
+    text = "with MADV_HUGEPAGE the kernel backs the region with huge pages (AnonHugePages in smaps)",
+    requires = "thp",
+    decide = function(r)
+      if r.huge_error then return nil, nil, r.huge_error end
+      local ev = ("advice %s, THP '%s' (defrag '%s'): AnonHugePages %s of %s"):format(r.advice, tostring(r.mode),
+        tostring(r.defrag), b(r.anon_huge_bytes), b(r.size))
+      if r.scan_huge_pages then
+        ev = ev .. (", PAGEMAP_SCAN: %s of %s pages huge"):format(count(r.scan_huge_pages),
+          count(r.size // r.page_size))
+      end
+      local why = r.advice ~= "hugepage" and "the region was advised MADV_" .. r.advice:upper() or nil
+      if not why and r.anon_huge_bytes == 0 and r.mode ~= "never" then
+        why = "the kernel found no free huge-page-sized blocks (memory too fragmented?)"
+      end
+      return r.anon_huge_bytes >= r.size // 2, ev, why
+    end },
+  { id = "huge_page_faults",
+    text = "a huge page costs one fault: writing the huge-page region faults about once per huge page, "
+      .. "not once per base page",
+    requires = "thp",
+    decide = function(r)
+      if r.huge_error then return nil, nil, r.huge_error end
+      local huge_n = r.anon_huge_bytes // r.huge_page_size
+      -- each huge page is one fault; whatever did not get one costs a fault per base page
+      local expected = huge_n + (r.size - r.anon_huge_bytes) // r.page_size
+      local holds = huge_n >= r.chunks // 2 and r.faults_huge >= huge_n
+        and r.faults_huge <= expected + shadow_slack(r) and r.faults_huge * 4 < r.faults_small
+      return holds, ("%s faults for %s huge pages of %s (%s of them backed); %s faults without huge pages")
+        :format(count(r.faults_huge), count(r.chunks), b(r.huge_page_size), count(huge_n), count(r.faults_small)),
+        r.advice ~= "hugepage" and "the region was advised MADV_" .. r.advice:upper() or nil
+    end,
+    explain = function(r)
+      return ("One fault zeroed a whole %s page and filled one page-directory entry instead of %d page-table entries.")
+        :format(b(r.huge_page_size), r.huge_page_size // r.page_size)
+    end },
+  { id = "huge_frames_contiguous",
+    text = "a huge page is one physically contiguous, aligned run of base frames",
+    requires = { "thp", "pfns_visible" },
+    decide = function(r)
+      if r.huge_error then return nil, nil, r.huge_error end
+      if r.contiguous_chunks == nil then return nil, nil, "pagemap hides frame numbers from this process" end
+      local huge_n = r.anon_huge_bytes // r.huge_page_size
+      return huge_n >= 1 and r.contiguous_chunks >= huge_n,
+        ("pagemap: %s of %s chunks of %s are %d consecutive frames starting on a multiple of %d; "
+          .. "AnonHugePages counts %s huge pages"):format(count(r.contiguous_chunks), count(r.chunks),
+          b(r.huge_page_size), r.huge_page_size // r.page_size, r.huge_page_size // r.page_size, count(huge_n)),
+        huge_n == 0 and "no huge page was mapped" or nil
+    end },
+}
+
+--- Measurements only; what they mean is decided by the claims.
 function M.explain(res)
-  local b = units.bytes
   local lines = {}
-  local n = res.size // res.huge_page_size
+  local per = res.huge_page_size // res.page_size
   if res.faults_small then
-    lines[#lines + 1] = ("With MADV_NOHUGEPAGE, writing %s took %s faults: one per 4 KiB page (%d per %s)."):format(
-      b(res.size), units.count(res.faults_small), math.floor(res.faults_per_huge_page_small + 0.5),
-      b(res.huge_page_size))
+    lines[#lines + 1] = ("MADV_NOHUGEPAGE: writing %s (%s base pages of %s) took %s faults, %.0f per %s."):format(
+      b(res.size), count(res.size // res.page_size), b(res.page_size), count(res.faults_small),
+      res.faults_per_huge_page_small, b(res.huge_page_size))
   end
   if res.faults_huge then
-    lines[#lines + 1] = ("With MADV_HUGEPAGE the same writes took %s faults for %d huge pages; smaps counts %s of "
-      .. "AnonHugePages in the region."):format(units.count(res.faults_huge), n, b(res.anon_huge_bytes))
-    if res.seconds_huge and res.seconds_small then
-      local why = res.seconds_huge < res.seconds_small
-        and "one fault zeroes 2 MiB and fills one page-table entry instead of 512"
-        or ("each fault must find a free, contiguous 2 MiB block; with defrag '%s' the kernel compacts memory "
-          .. "to make one, which can cost more than the faults saved"):format(tostring(res.defrag))
-      lines[#lines + 1] = ("First touch took %s with huge pages and %s with 4 KiB pages (%s)."):format(
-        units.seconds(res.seconds_huge), units.seconds(res.seconds_small), why)
-    end
-    if res.frames_contiguous ~= nil then
-      lines[#lines + 1] = res.frames_contiguous
-        and "pagemap shows the first 2 MiB as 512 consecutive physical frames starting on a 2 MiB boundary: "
-          .. "one huge page."
-        or "pagemap shows the first 2 MiB in scattered frames: that part got 4 KiB pages."
-    end
+    lines[#lines + 1] = ("MADV_%s: the same writes took %s faults, %.1f per %s (%d base pages); smaps counts %s of "
+      .. "AnonHugePages."):format(res.advice:upper(), count(res.faults_huge), res.faults_per_huge_page,
+      b(res.huge_page_size), per, b(res.anon_huge_bytes))
+    lines[#lines + 1] = ("First touch: %s with MADV_%s, %s with MADV_NOHUGEPAGE (THP '%s', defrag '%s')."):format(
+      units.seconds(res.seconds_huge), res.advice:upper(), units.seconds(res.seconds_small), tostring(res.mode),
+      tostring(res.defrag))
   end
-  if res.skipped then lines[#lines + 1] = "Skipped: " .. res.skipped end
+  if res.huge_error then lines[#lines + 1] = res.huge_error end
   return lines
 end
 
