@@ -4,26 +4,90 @@
  */
 #include "vmlab.h"
 
+#include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 
-sigjmp_buf vmlab_guard_jmp;
-volatile sig_atomic_t vmlab_guard_active = 0;
-vmlab_guard_info vmlab_guard_last;
+_Thread_local vmlab_guard_state *vmlab_guard_tls __attribute__((tls_model("initial-exec"))) = NULL;
 
 static struct sigaction guard_old_segv, guard_old_bus;
 static int guard_installed = 0;
 
+/* Per-thread resources, given back by the key's destructor at thread exit:
+   the state and, when the guard installed it, the alternate signal stack. */
+typedef struct guard_thread {
+  vmlab_guard_state state; /* first: vmlab_guard_tls points here */
+  void *altstack;          /* mmap'd by us, or NULL (the thread had one) */
+  size_t altstack_size;
+} guard_thread;
+
+static pthread_key_t guard_key;
+static pthread_once_t guard_key_once = PTHREAD_ONCE_INIT;
+
+static void guard_thread_free(void *p) {
+  guard_thread *t = p;
+  if (t->altstack != NULL) {
+    stack_t cur;
+    if (sigaltstack(NULL, &cur) == 0 && cur.ss_sp == t->altstack && !(cur.ss_flags & SS_ONSTACK)) {
+      stack_t off = {.ss_flags = SS_DISABLE};
+      sigaltstack(&off, NULL);
+    }
+    munmap(t->altstack, t->altstack_size);
+  }
+  if (vmlab_guard_tls == &t->state) vmlab_guard_tls = NULL;
+  free(t);
+}
+
+static void guard_make_key(void) { pthread_key_create(&guard_key, guard_thread_free); }
+
+/* 64 KiB (at least 4 x SIGSTKSZ) with a PROT_NONE guard page below it. */
+static void guard_altstack(guard_thread *t) {
+  stack_t cur;
+  if (sigaltstack(NULL, &cur) != 0 || !(cur.ss_flags & SS_DISABLE)) return; /* keep the thread's own */
+  size_t size = (size_t)64 << 10;
+  if (size < 4 * (size_t)SIGSTKSZ) size = 4 * (size_t)SIGSTKSZ;
+  size = (size + vmlab_page_size - 1) & ~(vmlab_page_size - 1);
+  unsigned char *p = mmap(NULL, size + vmlab_page_size, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return; /* faults are still caught, only not a stack overflow */
+  mprotect(p, vmlab_page_size, PROT_NONE);
+  stack_t ss = {.ss_sp = p + vmlab_page_size, .ss_size = size, .ss_flags = 0};
+  if (sigaltstack(&ss, NULL) != 0) {
+    munmap(p, size + vmlab_page_size);
+    return;
+  }
+  t->altstack = p;
+  t->altstack_size = size + vmlab_page_size;
+}
+
+vmlab_guard_state *vmlab_guard_enter(lua_State *L) {
+  if (vmlab_guard_tls != NULL) return vmlab_guard_tls;
+  pthread_once(&guard_key_once, guard_make_key);
+  guard_thread *t = calloc(1, sizeof *t);
+  if (t == NULL) {
+    luaL_error(L, "fault guard: cannot allocate this thread's state");
+    return NULL;
+  }
+  guard_altstack(t);
+  pthread_setspecific(guard_key, t);
+  vmlab_guard_tls = &t->state;
+  return vmlab_guard_tls;
+}
+
 static void guard_handler(int sig, siginfo_t *si, void *uctx) {
   /* si_code > 0: the kernel raised it for an access; <= 0: kill(2), raise(3)... */
   int from_kernel = si->si_code > 0;
-  if (vmlab_guard_active && from_kernel) {
-    vmlab_guard_active = 0;
-    vmlab_guard_last.signal = sig;
-    vmlab_guard_last.code = si->si_code;
-    vmlab_guard_last.address = (uintptr_t)si->si_addr;
-    siglongjmp(vmlab_guard_jmp, 1);
+  vmlab_guard_state *g = vmlab_guard_tls;
+  if (g != NULL && g->active && from_kernel) {
+    g->active = 0;
+    g->last.signal = sig;
+    g->last.code = si->si_code;
+    g->last.address = (uintptr_t)si->si_addr;
+    siglongjmp(g->jmp, 1);
   }
   /* Not ours: put back what was there before and let the fault repeat (or
      hand it straight to a previous SA_SIGINFO handler, e.g. a sanitizer's). */
@@ -103,7 +167,7 @@ const char *vmlab_fault_code_name(int sig, int code) {
 }
 
 int vmlab_guard_raise(lua_State *L, const char *what) {
-  vmlab_guard_info fi = vmlab_guard_last;
+  vmlab_guard_info fi = vmlab_guard_tls->last;
   const char *why = "";
   if (fi.signal == SIGSEGV && fi.code == SEGV_ACCERR)
     why = ": the protection does not allow this access";
@@ -118,7 +182,7 @@ int vmlab_guard_raise(lua_State *L, const char *what) {
 
 /* vmlab.signal_name(n) -> "SIGSEGV" or nil */
 static int guard_signal_name(lua_State *L) {
-  const char *n = vmlab_signal_name((int)luaL_checkinteger(L, 1));
+  const char *n = vmlab_signal_name((int)vmlab_check_int_range(L, 1, INT_MIN, INT_MAX));
   if (n == NULL) luaL_pushfail(L);
   else lua_pushstring(L, n);
   return 1;

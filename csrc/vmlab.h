@@ -47,6 +47,7 @@ typedef struct vmlab_region {
   int unlink_on_close; /* shm: the creator unlinks the name on close */
   pid_t owner;         /* process that created it: only it releases */
   char *name;          /* file path or shm name (malloc'd), or NULL */
+  int busy;            /* walks (r:touch) in progress: close, realloc, protect refuse */
 } vmlab_region;
 
 /* Page size from sysconf(_SC_PAGESIZE), set once by luaopen_vmlab_core. */
@@ -62,6 +63,8 @@ vmlab_region *vmlab_check_open(lua_State *L, int idx);
 void vmlab_region_add_methods(lua_State *L, const luaL_Reg *methods);
 /* Release what a region holds; safe to call twice and in a forked child. */
 void vmlab_region_release(vmlab_region *r);
+/* Raise "<what>: the region is in use by touch ..." while a walk holds it. */
+void vmlab_region_check_idle(lua_State *L, vmlab_region *r, const char *what);
 
 /*
  * The metatable of a full-userdata class other than Region, made once: its
@@ -150,6 +153,11 @@ int vmlab_push_syserror(lua_State *L, const char *what, int err);
  * section it restores the previous disposition and returns, so the fault
  * repeats and ends the process exactly as it would have. Inside one it
  * records the siginfo and siglongjmp()s back to the VMLAB_GUARD() point.
+ * The guard's state (jump buffer, flag, last fault) is per thread, so threads
+ * with their own lua_State each catch their own faults; the first guarded
+ * access of a thread also gives it an alternate signal stack (sigaltstack(2);
+ * the handler runs with SA_ONSTACK), so a fault on an exhausted stack is
+ * caught too.
  *
  *   VMLAB_GUARD(L, "write");        -- a fault from here on raises
  *   ... touch memory: no Lua API calls, no allocations ...
@@ -158,8 +166,8 @@ int vmlab_push_syserror(lua_State *L, const char *what, int err);
  * The fault raises "<what>: SIGSEGV (SEGV_ACCERR) at 0x..." from the function
  * that set the guard (so VMLAB_GUARD must be used in that function's own body;
  * locals changed after it must not be needed once a fault has happened).
- * Code that wants the fault as data (lab.c probes) uses sigsetjmp itself and
- * reads vmlab_guard_last.
+ * Code that wants the fault as data (lab.c probes) uses sigsetjmp itself on
+ * vmlab_guard_enter(L)->jmp and reads vmlab_guard_tls->last.
  */
 typedef struct vmlab_guard_info {
   int signal;      /* SIGSEGV or SIGBUS */
@@ -167,16 +175,26 @@ typedef struct vmlab_guard_info {
   uintptr_t address;
 } vmlab_guard_info;
 
-extern sigjmp_buf vmlab_guard_jmp;
-extern volatile sig_atomic_t vmlab_guard_active;
-extern vmlab_guard_info vmlab_guard_last;
+/* One thread's guard (guard.c allocates it on the thread's first guard). */
+typedef struct vmlab_guard_state {
+  sigjmp_buf jmp;
+  volatile sig_atomic_t active;
+  vmlab_guard_info last;
+} vmlab_guard_state;
+
+/* This thread's state, or NULL before its first guard (initial-exec TLS:
+   the signal handler reads it without calling into the dynamic linker). */
+extern _Thread_local vmlab_guard_state *vmlab_guard_tls __attribute__((tls_model("initial-exec")));
+/* This thread's state, made (with its alternate signal stack) on first use;
+   raises if that cannot be allocated. */
+vmlab_guard_state *vmlab_guard_enter(lua_State *L);
 
 /* The handler runs with SA_NODEFER, so no signal mask needs restoring. */
 #define VMLAB_GUARD(L, what)                                                 \
-  if (sigsetjmp(vmlab_guard_jmp, 0) != 0)                                    \
+  if (sigsetjmp(vmlab_guard_enter(L)->jmp, 0) != 0)                          \
     return vmlab_guard_raise((L), (what));                                   \
-  vmlab_guard_active = 1
-#define vmlab_guard_end() (vmlab_guard_active = 0)
+  vmlab_guard_tls->active = 1
+#define vmlab_guard_end() (vmlab_guard_tls->active = 0)
 
 void vmlab_guard_install(void);
 /* Raise a Lua error describing the fault just caught during <what>. */

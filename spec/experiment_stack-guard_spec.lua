@@ -1,42 +1,53 @@
 -- stack-guard: a deep recursion grows the stack page by page until the limit stops it.
 local vm = require "vmlab"
 local experiments = require "vmlab.experiments"
-require "vmlab.assert"
+local vassert = require "vmlab.assert"
 
-local sanitized = os.getenv("VMLAB_SANITIZED") ~= nil
 local MiB = 1024 * 1024
 
 describe("the stack-guard experiment", function()
-  it("recursing with a 4 KiB frame per call ends in SIGSEGV once the stack limit is used up", function()
-    if sanitized then
-      pending("AddressSanitizer handles the stack overflow itself (it aborts); the kernel's guard is not visible")
-      return
-    end
-    local r = experiments.run("stack-guard", { stack_limit = 4 * MiB })
+  local r
+  setup(function() r = experiments.run("stack-guard", { stack_limit = 4 * MiB }) end)
+
+  it("recursing with a page-sized frame per call ends in SIGSEGV once the stack limit is used up", function()
+    vassert.claim_holds(r, "overflow_segv")
+    vassert.claim_holds(r, "depth_fills_limit")
     assert.equal("SIGSEGV", r.signal)
-    assert.equal(4096, r.frame_size)
+    assert.equal(vm.page_size, r.frame_size)
     assert.equal(4 * MiB, r.stack_limit)
-    -- each call uses a little more than its 4 KiB array; the stack also held Lua's frames
+    -- each call uses a little more than its page-sized array; the stack also held Lua's frames
     assert.within(r.depth * r.frame_size, 0.75 * 4 * MiB, 4 * MiB, "depth * frame_size")
   end)
 
+  it("each new stack page costs the child a page fault", function()
+    vassert.claim_holds(r, "stack_grows_by_faults")
+    assert.equal(r.depth * r.frame_size // vm.page_size, r.stack_pages)
+    -- the stack's pages, plus the child's own copy-on-write faults after fork
+    assert.within(r.child_minor_faults, 0.9 * r.stack_pages, 2 * r.stack_pages + 5000, "child_minor_faults")
+  end)
+
   it("half the stack limit stops the recursion at about half the depth", function()
-    if sanitized then
-      pending("AddressSanitizer handles the stack overflow itself (it aborts); the kernel's guard is not visible")
-      return
-    end
-    local r = experiments.run("stack-guard", { stack_limit = 4 * MiB })
+    vassert.claim_holds(r, "limit_decides_depth")
     assert.equal("SIGSEGV", r.half_limit_signal)
     assert.within(r.half_limit_depth, 0.4 * r.depth, 0.6 * r.depth, "half_limit_depth")
   end)
 
-  it("says why it is skipped under AddressSanitizer", function()
-    if not sanitized then
-      pending("only under AddressSanitizer")
-      return
-    end
-    local r = experiments.run("stack-guard")
-    assert.matches("AddressSanitizer", r.skipped)
+  it("decides each claim from the numbers it is given, not from the machine", function()
+    local e = experiments.get("stack-guard")
+    local function decided(result, id) return experiments.claim({ claims = experiments.decide(e, result) }, id) end
+    local pages = 4 * MiB // vm.page_size
+    local good = { signal = "SIGSEGV", half_limit_signal = "SIGSEGV", depth = pages - 10, frame_size = vm.page_size,
+      stack_limit = 4 * MiB, stack_used = (pages - 10) * vm.page_size, stack_pages = pages - 10,
+      child_minor_faults = pages + 40, half_limit = 2 * MiB, half_limit_depth = pages // 2 - 10 }
+    local function with(t) return setmetatable(t, { __index = good }) end
+    for _, c in ipairs(experiments.decide(e, good)) do assert.is_true(c.holds, c.id) end
+    assert.is_false(decided(with { signal = "SIGABRT" }, "overflow_segv").holds)
+    assert.is_false(decided(with { half_limit_signal = "exit 0" }, "overflow_segv").holds)
+    -- a stack that was there already (prefaulted): no faults for its pages
+    assert.is_false(decided(with { child_minor_faults = 30 }, "stack_grows_by_faults").holds)
+    -- a recursion stopped early (a small guard, another limit), or one the limit did not stop
+    assert.is_false(decided(with { stack_used = MiB }, "depth_fills_limit").holds)
+    assert.is_false(decided(with { half_limit_depth = pages - 10 }, "limit_decides_depth").holds)
   end)
 
   it("reads resource limits, with no limit as math.huge, and sets them", function()
@@ -56,7 +67,7 @@ describe("the stack-guard experiment", function()
 
   it("a recursion that fits under max_depth returns its depth", function()
     local r <close> = assert(vm.mmap(vm.page_size))
-    assert.equal(10, vm.stack_recurse(256, r, 0, 10))
+    assert.equal(10, vm.lab.stack_recurse(256, r, 0, 10))
     assert.equal(10, string.unpack("=i8", r:read(0, 8)))
   end)
 end)

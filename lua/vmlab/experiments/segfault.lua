@@ -69,7 +69,7 @@ function M.run()
     -- an access with no guard at all: the process dies by the signal
     local _, killed = vm.child.run(function()
       local r = assert(vm.mmap(vm.page_size, { prot = "none" }))
-      vm.probe(r.address, "read", { catch = false })
+      vm.lab.probe(r.address, "read")
       return "survived"
     end, { timeout = 30 })
     result.killed_by = killed.signal_name or "nothing (it exited)"
