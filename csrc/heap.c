@@ -52,6 +52,7 @@ static int heap_realloc(lua_State *L) {
   if (r->kind != VMLAB_KIND_HEAP) return luaL_error(L, "realloc: only heap regions (vm.malloc, vm.calloc) can be reallocated");
   size_t size = vmlab_check_size(L, 2);
   if (r->owner != getpid()) return luaL_error(L, "realloc: this block belongs to process %d", (int)r->owner);
+  vmlab_region_check_idle(L, r, "realloc");
   errno = 0;
   void *p = realloc(r->addr, size);
   if (p == NULL) return heap_fail(L, "realloc");

@@ -79,8 +79,24 @@ void vmlab_region_release(vmlab_region *r) {
   r->locked = 0;
 }
 
-/* r:close() -- also __gc and __close; closing twice is harmless */
+void vmlab_region_check_idle(lua_State *L, vmlab_region *r, const char *what) {
+  if (r->busy > 0)
+    luaL_error(L, "%s: the region is in use by touch (a touch hook cannot close, reallocate or change "
+                  "the mapping of the region being walked)", what);
+}
+
+/* r:close() -- also __close; closing twice is harmless. Refused while a
+   walk (r:touch, from its hook) holds the region. */
 static int region_close(lua_State *L) {
+  vmlab_region *r = vmlab_check_region(L, 1);
+  vmlab_region_check_idle(L, r, "close");
+  vmlab_region_release(r);
+  return 0;
+}
+
+/* __gc: a region being walked is on the walk's stack, so it is never
+   collected then; at lua_close everything goes. */
+static int region_gc(lua_State *L) {
   vmlab_region_release(vmlab_check_region(L, 1));
   return 0;
 }
@@ -124,13 +140,15 @@ static int region_mmap(lua_State *L) {
     luaL_typeerror(L, 2, "table of options");
   }
   size_t size = (has_file && lua_isnoneornil(L, 1)) ? 0 : vmlab_check_size(L, 1);
-  int prot = prot_from_name(L, vmlab_opt_string_field(L, 2, "prot", "rw"), "bad option 'prot'");
-  const char *share = vmlab_opt_string_field(L, 2, "share", "private");
-  int shared;
-  if (strcmp(share, "private") == 0) shared = 0;
-  else if (strcmp(share, "shared") == 0) shared = 1;
-  else return luaL_error(L, "bad option 'share' (\"private\" or \"shared\" expected, got \"%s\")", share);
-  const char *path = vmlab_opt_string_field(L, 2, "file", NULL);
+  lua_settop(L, 2);
+  /* Option strings stay pushed while they are used: an __index metamethod
+     may hand out a fresh string with no other anchor. */
+  const char *pname = vmlab_push_string_field(L, 2, "prot");
+  int prot = prot_from_name(L, pname != NULL ? pname : "rw", "bad option 'prot'");
+  lua_pop(L, 1);
+  static const char *const share_names[] = {"private", "shared", NULL};
+  int shared = vmlab_opt_option_field(L, 2, "share", "private", share_names) == 1;
+  const char *path = vmlab_push_string_field(L, 2, "file"); /* stays at index 3 until the region is made */
   lua_Integer offset = vmlab_opt_int_field(L, 2, "offset", 0);
   if (offset < 0 || (offset % (lua_Integer)vmlab_page_size) != 0)
     return luaL_error(L, "bad option 'offset' (must be a non-negative multiple of the page size, %d)",
@@ -150,18 +168,27 @@ static int region_mmap(lua_State *L) {
   int fd = -1;
   if (path != NULL) {
     int oflags = (shared && (prot & PROT_WRITE)) ? O_RDWR : O_RDONLY;
-    fd = open(path, oflags | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO with no writer (or a device) must not
+       block; anything but a regular file is refused just below. */
+    fd = open(path, oflags | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
       int err = errno;
       return vmlab_push_syserror(L, lua_pushfstring(L, "open %s", path), err);
     }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+      int err = errno;
+      close(fd);
+      return vmlab_push_syserror(L, "fstat", err);
+    }
+    if (!S_ISREG(st.st_mode)) {
+      close(fd);
+      const char *what = S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISDIR(st.st_mode) ? "a directory"
+                         : S_ISCHR(st.st_mode) ? "a character device" : S_ISBLK(st.st_mode) ? "a block device"
+                         : S_ISSOCK(st.st_mode) ? "a socket" : "not a regular file";
+      return luaL_error(L, "bad option 'file' (%s is %s: only regular files can be mapped)", path, what);
+    }
     if (size == 0) {
-      struct stat st;
-      if (fstat(fd, &st) != 0) {
-        int err = errno;
-        close(fd);
-        return vmlab_push_syserror(L, "fstat", err);
-      }
       if (st.st_size <= offset) {
         close(fd);
         return luaL_error(L, "bad option 'file' (%s has no bytes past offset %I)", path, offset);
@@ -188,7 +215,7 @@ static int region_mmap(lua_State *L) {
   r->shared = shared;
   r->fd = fd;
   if (path != NULL) r->name = strdup(path);
-  return 1;
+  return 1; /* the region, on top of the path (or nil) */
 }
 
 /* ------------------------------------------------------------------ */
@@ -291,10 +318,23 @@ static const int advice_values[] = {
 /* r:advise(advice, offset, length) -- madvise(2) */
 static int region_advise(lua_State *L) {
   vmlab_region *r = vmlab_check_open(L, 1);
-  int i = luaL_checkoption(L, 2, NULL, advice_names);
+  int i = vmlab_check_option(L, 2, NULL, advice_names);
   uintptr_t start;
   size_t bytes;
   page_span(L, r, 3, 4, &start, &bytes);
+  /* The pages of a heap block go back to malloc on close: a dontfork there
+     would outlive the block (a later fork's child would miss memory malloc
+     handed out again). */
+  if (advice_values[i] == MADV_DONTFORK && r->kind == VMLAB_KIND_HEAP)
+    return luaL_error(L, "advise: dontfork on a heap block would outlive the block (malloc reuses its pages); "
+                         "use vm.mmap");
+  /* Advice that throws the contents away would change what a walk reads. */
+  if (advice_values[i] == MADV_DONTNEED || advice_values[i] == MADV_REMOVE
+#ifdef MADV_FREE
+      || advice_values[i] == MADV_FREE
+#endif
+  )
+    vmlab_region_check_idle(L, r, lua_pushfstring(L, "advise(%s)", advice_names[i]));
   if (advice_values[i] < 0) return vmlab_push_syserror(L, "madvise", EINVAL);
   if (madvise((void *)start, bytes, advice_values[i]) != 0) {
     int err = errno;
@@ -307,9 +347,10 @@ static int region_advise(lua_State *L) {
 /* r:protect(prot) -- mprotect(2) of the whole region */
 static int region_protect(lua_State *L) {
   vmlab_region *r = vmlab_check_open(L, 1);
-  int prot = prot_from_name(L, luaL_checkstring(L, 2), "bad argument #1 to 'protect'");
+  int prot = prot_from_name(L, vmlab_check_cstring(L, 2, NULL), "bad argument #1 to 'protect'");
   if (r->kind == VMLAB_KIND_HEAP)
     return luaL_error(L, "protect: a heap block shares pages with malloc's own data; use vm.mmap");
+  vmlab_region_check_idle(L, r, "protect");
   if (mprotect(r->addr, r->map_size, prot) != 0) {
     int err = errno;
     return vmlab_push_syserror(L, "mprotect", err);
@@ -377,10 +418,12 @@ static int region_resident(lua_State *L) {
 
 static int region_index(lua_State *L) {
   vmlab_region *r = vmlab_check_region(L, 1);
-  const char *k = luaL_checkstring(L, 2);
   lua_pushvalue(L, 2);
   if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1; /* a method */
-  if (strcmp(k, "closed") == 0) lua_pushboolean(L, r->addr == NULL);
+  size_t klen;
+  const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &klen) : NULL;
+  if (k == NULL || strlen(k) != klen) lua_pushnil(L); /* no such field (a key with a NUL byte neither) */
+  else if (strcmp(k, "closed") == 0) lua_pushboolean(L, r->addr == NULL);
   else if (strcmp(k, "kind") == 0) lua_pushstring(L, kind_names[r->kind]);
   else if (r->addr == NULL) luaL_error(L, "attempt to use a closed region");
   else if (strcmp(k, "address") == 0) lua_pushinteger(L, (lua_Integer)(uintptr_t)r->addr);
@@ -411,7 +454,9 @@ static void push_human(luaL_Buffer *b, size_t n) {
   luaL_addstring(b, tmp);
 }
 
-/* "vmlab.Region mmap 0x7f...000-0x7f...000 (64.0 MiB, rw, private, 12/16384 pages resident)" */
+/* "vmlab.Region mmap 0x7f...000-0x7f...000 (64.0 MiB, rw, private, 12/16384 pages resident)";
+   past REGION_TOSTRING_PAGES pages: "..., 268435456 pages)" (residency not counted). */
+#define REGION_TOSTRING_PAGES ((size_t)1 << 18)
 static int region_tostring(lua_State *L) {
   vmlab_region *r = vmlab_check_region(L, 1);
   if (r->addr == NULL) {
@@ -433,7 +478,9 @@ static int region_tostring(lua_State *L) {
   uintptr_t a = PAGE_DOWN((uintptr_t)r->addr);
   size_t pages = (PAGE_UP((uintptr_t)r->addr + r->size) - a) / vmlab_page_size, res = 0;
   unsigned char vec[512];
-  int ok = 1;
+  /* mincore(2) costs time in proportion to the pages (about 1 s per TiB):
+     count them only up to REGION_TOSTRING_PAGES; r:resident() counts any. */
+  int ok = pages <= REGION_TOSTRING_PAGES;
   for (size_t done = 0; done < pages && ok;) {
     size_t n = pages - done < sizeof vec ? pages - done : sizeof vec;
     ok = mincore((void *)(a + done * vmlab_page_size), n * vmlab_page_size, vec) == 0;
@@ -470,7 +517,7 @@ void vmlab_open_regions(lua_State *L) {
   lua_setfield(L, -3, "__methods");
   lua_pushcclosure(L, region_index, 1);
   lua_setfield(L, -2, "__index");
-  static const luaL_Reg meta[] = {{"__gc", region_close}, {"__close", region_close}, {"__len", region_len},
+  static const luaL_Reg meta[] = {{"__gc", region_gc}, {"__close", region_close}, {"__len", region_len},
                                   {"__tostring", region_tostring}, {NULL, NULL}};
   luaL_setfuncs(L, meta, 0);
   lua_pushliteral(L, "vmlab.Region");

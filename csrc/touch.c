@@ -8,6 +8,8 @@
 #include "vmlab.h"
 
 #include <fcntl.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -75,6 +77,7 @@ typedef struct touch_walk {
   size_t from, to;      /* the part to walk now, in accesses counted over all passes */
   const uint32_t *perm; /* random order, or NULL */
   int chase;            /* dependent loads: each read gives the next offset */
+  size_t last;          /* chase: the offset of the last slot; a larger one ends the walk */
   unsigned char value;
   int write;
   touch_sample *samples;
@@ -99,8 +102,11 @@ __attribute__((noinline)) VMLAB_NO_ASAN static size_t touch_walk_run(const touch
   unsigned sink = 0;
   if (w->chase) { /* a pointer chase: no two loads overlap, so each TLB miss is paid in full */
     uint64_t at = (uint64_t)perm[0] * step;
-    for (size_t k = w->from; k < w->to; k++) at = *(volatile const uint64_t *)(base + at);
-    return nsamples + (size_t)(at & 0);
+    for (size_t k = w->from; k < w->to; k++) {
+      at = *(volatile const uint64_t *)(base + at);
+      if (at > w->last) return SIZE_MAX; /* the chain was changed under the walk: never leave the region */
+    }
+    return nsamples;
   }
   for (size_t k = w->from; k < w->to;) {
     size_t pass = k / n, i = k % n;
@@ -125,7 +131,10 @@ __attribute__((noinline)) VMLAB_NO_ASAN static size_t touch_walk_run(const touch
 }
 
 /* For order="chase": write into each visited slot the offset of the next one,
-   in the shuffled order, closing the cycle. */
+   in the shuffled order, closing the cycle. Every slot is 8 bytes inside the
+   walked range (n counts only slots that fit), and the region is private
+   memory of this process (touch_region checks), so read mode changes nothing
+   another process or the file sees. */
 __attribute__((noinline)) static int touch_link(lua_State *L, volatile unsigned char *base, const uint32_t *perm,
                                                 size_t n, size_t step) {
   VMLAB_GUARD(L, "touch (chase setup)");
@@ -152,7 +161,9 @@ static int touch_hook_push(lua_State *L) {
    r:touch walks in pieces of about 64 MiB and calls fn(bytes_walked,
    bytes_total, minor_faults_so_far) after each (outside the loop, so the loop
    itself is unchanged): how `vmlab run` draws a progress bar for experiments
-   that touch memory. Not called for order = "chase". */
+   that touch memory. Not called for order = "chase". While the hook runs, the
+   region being walked refuses close, realloc, protect and advice that drops
+   its contents ("the region is in use by touch"). */
 static int touch_set_hook(lua_State *L) {
   if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TFUNCTION);
   lua_settop(L, 1);
@@ -171,14 +182,45 @@ __attribute__((noinline)) static int touch_guarded(lua_State *L, const touch_wal
   return 0;
 }
 
+/* A walk's hold on its region: r->busy counts walks with a hook running;
+   a to-be-closed token gives the hold back however the walk ends. */
+#define TOUCH_HOLD_MT "vmlab.TouchHold"
+
+static int touch_hold_release(lua_State *L) {
+  vmlab_region **held = luaL_checkudata(L, 1, TOUCH_HOLD_MT);
+  if (*held != NULL) (*held)->busy--;
+  *held = NULL;
+  return 0;
+}
+
+/* Push the token (closed by lua_closeslot or by an error unwinding). */
+static void touch_hold(lua_State *L, vmlab_region *r) {
+  vmlab_region **held = lua_newuserdatauv(L, sizeof *held, 0);
+  *held = NULL;
+  luaL_setmetatable(L, TOUCH_HOLD_MT);
+  lua_toclose(L, -1);
+  *held = r;
+  r->busy++;
+}
+
+/* At most this many timeline samples (56 MiB of them): more raise. */
+#define TOUCH_MAX_SAMPLES ((size_t)1 << 20)
+
+static const char *const touch_orders[] = {"sequential", "random", "chase", NULL};
+
 /* r:touch("read"|"write", {offset=, length=, stride=, sample=, value=, order=, seed=, passes=})
    One access per stride (default: one per page), in address order or in a
    seeded random order, passes times over; returns pages, bytes, seconds and
    the page faults it cost (getrusage(2)); with sample=N, a timeline with a
-   sample every N bytes walked (VmRSS and VmSize from /proc/self/statm). */
+   sample every N bytes walked (VmRSS and VmSize from /proc/self/statm).
+   order = "chase" reads as a pointer chase: it first writes the chain (the
+   offset of the next slot) into the first 8 bytes of each stride it visits,
+   so it reads only, needs a writable private region (vm.mmap private or a
+   heap block: never a shared mapping or object, whose other users and file
+   would see the chain) and visits only strides with 8 bytes inside the range. */
 static int touch_region(lua_State *L) {
   vmlab_region *r = vmlab_check_open(L, 1);
-  int write = luaL_checkoption(L, 2, NULL, touch_modes) == 1;
+  int write = vmlab_check_option(L, 2, NULL, touch_modes) == 1;
   vmlab_check_known_fields(L, 3, touch_fields);
   size_t off, len;
   vmlab_field_range(L, 3, r->size, &off, &len);
@@ -190,21 +232,30 @@ static int touch_region(lua_State *L) {
   if (value < 0 || value > 255) return luaL_error(L, "bad option 'value' (a byte, 0 to 255)");
   lua_Integer passes = vmlab_opt_int_field(L, 3, "passes", 1);
   if (passes < 1 || passes > 1000000) return luaL_error(L, "bad option 'passes' (1 to 1000000)");
-  const char *order = vmlab_opt_string_field(L, 3, "order", "sequential");
-  int chase = strcmp(order, "chase") == 0;
-  int random = chase || strcmp(order, "random") == 0;
-  if (!random && strcmp(order, "sequential") != 0)
-    return luaL_error(L, "bad option 'order' (\"sequential\", \"random\" or \"chase\" expected, got \"%s\")",
-                      order);
+  int order = vmlab_opt_option_field(L, 3, "order", "sequential", touch_orders);
+  int chase = order == 2, random = order >= 1;
   lua_Integer seed = vmlab_opt_int_field(L, 3, "seed", 1);
   size_t step = (size_t)stride;
-  size_t accesses = (len + step - 1) / step; /* per pass */
-  size_t total = len * (size_t)passes;        /* bytes walked, for sampling */
+  size_t total; /* bytes walked, for sampling */
+  if (__builtin_mul_overflow(len, (size_t)passes, &total) || total > (size_t)INT64_MAX)
+    return luaL_error(L, "bad option 'passes' (length x passes is too large)");
+  size_t accesses = len / step + (len % step != 0); /* per pass */
+  if (chase) {
+    if (write || step % 8 != 0 || ((uintptr_t)(r->addr + off) & 7) != 0 || sample > 0 || len < 8)
+      return luaL_error(L, "bad option 'order' (\"chase\" reads only, with 8-byte aligned offset and stride, "
+                           "no sample, at least 8 bytes)");
+    if (r->shared)
+      return luaL_error(L, "bad option 'order' (\"chase\" writes its chain into the memory it walks: not in a "
+                           "shared region, whose other users or file would see it; use a private one)");
+    if (!(r->prot & PROT_WRITE))
+      return luaL_error(L, "bad option 'order' (\"chase\" writes its chain into the memory it walks: the region "
+                           "must be writable)");
+    accesses = (len - 8) / step + 1; /* the strides with a whole 8-byte slot inside the range */
+  }
+  size_t total_accesses = accesses * (size_t)passes; /* <= total: no overflow */
   size_t chunk = sample > 0 ? (size_t)sample : total;
   if (chunk < step) chunk = step;
   size_t per_chunk = chunk / step; /* accesses between samples */
-  if (chase && (write || step % 8 != 0 || ((uintptr_t)(r->addr + off) & 7) != 0 || sample > 0 || len < step))
-    return luaL_error(L, "bad option 'order' (\"chase\" reads only, with 8-byte aligned offset and stride, no sample)");
 
   uint32_t *perm = NULL;
   if (random && accesses > 0) {
@@ -215,28 +266,39 @@ static int touch_region(lua_State *L) {
   touch_sample *samples = NULL;
   size_t nsamples = 0, cap = 0;
   if (sample > 0) {
-    cap = (accesses * (size_t)passes) / per_chunk + 3;
+    cap = total_accesses / per_chunk + 3; /* one per interval, the end of each pass, the start */
+    if (cap > TOUCH_MAX_SAMPLES + 3 || (size_t)passes > TOUCH_MAX_SAMPLES)
+      return luaL_error(L, "bad option 'sample' (a sample every %I bytes takes more than %I samples; sample less often)",
+                        sample, (lua_Integer)TOUCH_MAX_SAMPLES);
+    cap += (size_t)passes; /* a pass that ends between two sample points adds one */
     samples = lua_newuserdatauv(L, cap * sizeof *samples, 0); /* freed by the GC, even on a fault */
   }
   volatile unsigned char *base = r->addr + off;
   unsigned char v = (unsigned char)value;
   long minor0, major0, minor1, major1;
   if (chase) touch_link(L, base, perm, accesses, step); /* not timed */
+  int hooked = !chase && touch_hook_push(L);
+  int hook = lua_gettop(L);
+  if (hooked) touch_hold(L, r); /* at hook + 1 */
+  unsigned char *const addr0 = r->addr;
+  const size_t size0 = r->size;
   vmlab_faults_now(&minor0, &major0);
   double t0 = vmlab_now();
   if (samples != NULL) touch_take_sample(&samples[nsamples++], t0, 0, minor0, major0);
 
-  size_t total_accesses = accesses * (size_t)passes;
-  touch_walk w = {base, step, accesses, per_chunk, len, (size_t)passes, 0, total_accesses, perm, chase, v, write,
-                  samples, cap, t0, minor0, major0};
-  if (chase || !touch_hook_push(L)) {
+  touch_walk w = {base, step, accesses, per_chunk, len, (size_t)passes, 0, total_accesses, perm, chase,
+                  chase ? (accesses - 1) * step : 0, v, write, samples, cap, t0, minor0, major0};
+  if (!hooked) {
     touch_guarded(L, &w, &nsamples);
-  } else { /* in pieces of about 64 MiB (whole sample intervals), the hook after each */
-    int hook = lua_gettop(L);
-    size_t piece = ((TOUCH_HOOK_BYTES / step + per_chunk - 1) / per_chunk) * per_chunk;
+    if (nsamples == SIZE_MAX) return luaL_error(L, "touch (chase): the chain was changed during the walk");
+  } else { /* in pieces of about 64 MiB (at least one access; whole sample intervals when they are
+              shorter), the hook after each */
+    size_t piece = TOUCH_HOOK_BYTES / step;
+    if (piece == 0) piece = 1;
+    if (sample > 0 && per_chunk <= piece) piece = (piece + per_chunk - 1) / per_chunk * per_chunk;
     for (size_t k = 0; k < total_accesses; k = w.to) {
       w.from = k;
-      w.to = total_accesses - k < piece ? total_accesses : k + piece;
+      w.to = total_accesses - k <= piece ? total_accesses : k + piece;
       touch_guarded(L, &w, &nsamples);
       long minor, major;
       vmlab_faults_now(&minor, &major);
@@ -245,14 +307,18 @@ static int touch_region(lua_State *L) {
       lua_pushinteger(L, (lua_Integer)total);
       lua_pushinteger(L, minor - minor0);
       lua_call(L, 3, 0);
+      /* close, realloc and protect refuse while the hold is on; never walk on through a stale pointer */
+      if (r->addr != addr0 || r->size != size0)
+        return luaL_error(L, "touch: the region changed under the walk (in the touch hook)");
     }
-    lua_pop(L, 1);
+    lua_closeslot(L, hook + 1);
+    lua_settop(L, hook - 1);
   }
 
   double seconds = vmlab_now() - t0;
   vmlab_faults_now(&minor1, &major1);
   lua_createtable(L, 0, 8);
-  vmlab_set_int(L, "pages", (lua_Integer)(accesses * (size_t)passes));
+  vmlab_set_int(L, "pages", (lua_Integer)total_accesses);
   vmlab_set_int(L, "bytes", (lua_Integer)total);
   vmlab_set_num(L, "seconds", seconds);
   vmlab_set_int(L, "minor_faults", minor1 - minor0);
@@ -279,6 +345,12 @@ static int touch_region(lua_State *L) {
 void vmlab_open_touch(lua_State *L) {
   static const luaL_Reg methods[] = {{"touch", touch_region}, {NULL, NULL}};
   vmlab_region_add_methods(L, methods);
+  luaL_newmetatable(L, TOUCH_HOLD_MT);
+  lua_pushcfunction(L, touch_hold_release);
+  lua_setfield(L, -2, "__close");
+  lua_pushcfunction(L, touch_hold_release);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
   lua_pushcfunction(L, touch_set_hook);
   lua_setfield(L, -2, "set_touch_hook");
 }
