@@ -41,6 +41,10 @@ describe("the stack-guard experiment", function()
       child_minor_faults = pages + 40, half_limit = 2 * MiB, half_limit_depth = pages // 2 - 10 }
     local function with(t) return setmetatable(t, { __index = good }) end
     for _, c in ipairs(experiments.decide(e, good)) do assert.is_true(c.holds, c.id) end
+    -- a child that never recursed (it failed first) shows nothing
+    local none = with { signal = "exit 1", half_limit_signal = "exit 1", depth = 0, stack_used = 0, stack_pages = 0,
+      child_minor_faults = 50, half_limit_depth = 0 }
+    for _, c in ipairs(experiments.decide(e, none)) do assert.is_false(c.holds, c.id) end
     assert.is_false(decided(with { signal = "SIGABRT" }, "overflow_segv").holds)
     assert.is_false(decided(with { half_limit_signal = "exit 0" }, "overflow_segv").holds)
     -- a stack that was there already (prefaulted): no faults for its pages
@@ -66,8 +70,8 @@ describe("the stack-guard experiment", function()
   end)
 
   it("a recursion that fits under max_depth returns its depth", function()
-    local r <close> = assert(vm.mmap(vm.page_size))
-    assert.equal(10, vm.lab.stack_recurse(256, r, 0, 10))
-    assert.equal(10, string.unpack("=i8", r:read(0, 8)))
+    local slot <close> = assert(vm.mmap(vm.page_size))
+    assert.equal(10, vm.lab.stack_recurse(256, slot, 0, 10))
+    assert.equal(10, string.unpack("=i8", slot:read(0, 8)))
   end)
 end)
