@@ -6,6 +6,9 @@
 #   make asan    the specs under AddressSanitizer + UBSan only
 #   make bench   the benchmarks, each printing a ratio against its baseline
 #   make lint    luacheck only
+#   make matrix  the plain specs under every configuration this machine can be
+#                put in (root/unprivileged, THP, overcommit, perf_event_paranoid),
+#                every setting restored afterwards (.ci/matrix; as root)
 
 LUA      ?= lua5.4
 LUA_INC  ?= $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
@@ -26,7 +29,7 @@ export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 export BUILD
 
-.PHONY: all deps demo test check asan bench lint clean
+.PHONY: all deps demo test check asan bench lint clean matrix
 all: $(MODULE)
 
 $(MODULE): $(SRC) $(HDR)
@@ -50,6 +53,11 @@ test: deps $(MODULE) $(MODULE_ASAN)
 
 check: $(MODULE)
 	@sh .ci/test plain
+
+# The plain specs once per machine configuration (.ci/matrix --help);
+# MATRIX_ARGS="--dry-run" prints what it would set and run.
+matrix: deps $(MODULE)
+	@sh .ci/matrix $(MATRIX_ARGS)
 
 asan: deps $(MODULE_ASAN)
 	@sh .ci/test asan

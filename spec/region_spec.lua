@@ -1,6 +1,7 @@
 -- Regions: mapping memory, first touch, and what the kernel reports about it.
 local vm = require "vmlab"
-require "vmlab.assert"
+local vassert = require "vmlab.assert"
+local kernel = require "vmlab.kernel"
 
 local PAGE = vm.page_size
 local sanitized = os.getenv("VMLAB_SANITIZED") ~= nil
@@ -16,11 +17,12 @@ describe("a mapped region", function()
     assert.equal("mmap", r.kind)
     assert.equal("rw", r.prot)
     assert.is_false(r.shared)
-    assert.matches("vmlab.Region mmap 0x%x+%-0x%x+ %(40.0 KiB, rw, private, 0/10 pages resident%)", tostring(r))
+    local size = vassert.bytes(10 * PAGE):gsub("%.", "%%.") -- "40.0 KiB" with 4 KiB pages
+    assert.matches("vmlab.Region mmap 0x%x+%-0x%x+ %(" .. size .. ", rw, private, 0/10 pages resident%)", tostring(r))
   end)
 
   it("writing each page of fresh memory costs one minor fault per page", function()
-    local pages = 4096
+    local pages = (16 << 20) // PAGE
     local r <close> = assert(vm.mmap(pages * PAGE))
     r:advise("nohugepage")
     local t
@@ -37,31 +39,78 @@ describe("a mapped region", function()
     assert.resident(r, pages)
   end)
 
-  it("reading untouched memory leaves VmRSS nearly unchanged (the zero page)", function()
-    local size = 256 * 1024 * 1024
+  -- Where the kernel maps the shared zero page for read faults, a read of fresh
+  -- memory costs no RSS and the write after it faults again (a copy); where it
+  -- does not (pvm_no_zero_page=1, s390, some virtualised kernels), the read
+  -- gives each page a frame of its own and the write faults nothing more.
+  it("reading untouched memory faults once per page: no RSS where the kernel maps the zero page, else the size", function()
+    local k = kernel()
+    if k.zero_page == nil then return vassert.requires("zero_page") end -- not measured: pending with why
+    local size = 64 * 1024 * 1024
     local r <close> = assert(vm.mmap(size))
     r:advise("nohugepage")
     local t, w
-    assert.rss_unchanged(function() t = r:touch("read") end, size * 0.05)
+    -- under ASan the touch also reads the region's shadow (an eighth of its size)
+    local tol = sanitized and 0.25 or 0.1
+    if k.zero_page then
+      assert.rss_unchanged(function() t = r:touch("read") end, size * 0.05)
+    else
+      assert.rss_grows_by(size, tol, function() t = r:touch("read") end)
+    end
     assert.is_true(t.minor_faults >= t.pages * 0.98, t.minor_faults .. " faults")
-    assert.rss_grows_by(size, 0.1, function() w = r:touch("write") end) -- writing makes the pages resident
-    assert.is_true(w.minor_faults >= t.pages * 0.98, "writing after reading faults again (copy from the zero page)")
+    if k.zero_page then
+      assert.rss_grows_by(size, tol, function() w = r:touch("write") end) -- writing makes the pages resident
+      assert.is_true(w.minor_faults >= t.pages * 0.98, "writing after reading faults again (copy from the zero page)")
+    else
+      assert.rss_unchanged(function() w = r:touch("write") end, size * 0.05)
+      assert.is_true(w.minor_faults <= t.pages * 0.02 + 8, w.minor_faults .. " faults writing pages a read made resident")
+    end
   end)
 
-  it("every untouched page read maps one and the same physical frame", function()
-    local r <close> = assert(vm.mmap(64 * PAGE))
+  -- The frames a read gave: one shared frame (the zero page) or one each.
+  -- Frames are root's to see; elsewhere PAGEMAP_SCAN (Linux 6.7+) says which
+  -- pages are the zero page without privilege.
+  local function distinct_frames(r)
+    local frames, why = r:frames()
+    if not frames then return nil, why end
+    local seen, n = {}, 0
+    for _, pfn in ipairs(frames) do if pfn and not seen[pfn] then seen[pfn] = true; n = n + 1 end end
+    return n
+  end
+
+  it("reading untouched pages maps one frame for all where the kernel uses the zero page, else one each", function()
+    local k = kernel()
+    if k.zero_page == nil then return vassert.requires("zero_page") end
+    local pages = 64
+    local r <close> = assert(vm.mmap(pages * PAGE))
     r:advise("nohugepage")
     r:touch("read")
-    local frames, why = r:frames()
-    if not frames then return pending(why) end
-    local distinct = {}
-    for _, pfn in ipairs(frames) do distinct[pfn] = true end
-    assert.equal(1, #(function() local l = {} for k in pairs(distinct) do l[#l + 1] = k end return l end)())
+    local n, why = distinct_frames(r)
+    local scan = r:scan()
+    if not n and not scan then return pending(why .. "; and no PAGEMAP_SCAN") end
+    if n then assert.equal(k.zero_page and 1 or pages, n, "distinct frames after the read") end
+    if scan then
+      assert.equal(pages, scan.present)
+      assert.equal(k.zero_page and pages or 0, scan.pfnzero, "pages on the zero page (PAGEMAP_SCAN)")
+    end
     r:touch("write")
-    local after = r:frames()
-    local seen, n = {}, 0
-    for _, pfn in ipairs(after) do if not seen[pfn] then seen[pfn] = true; n = n + 1 end end
-    assert.equal(64, n)
+    if n then assert.equal(pages, (distinct_frames(r))) end
+    if scan then assert.equal(0, r:scan().pfnzero) end
+  end)
+
+  it("reading shared anonymous memory gives each page a frame of its own, on any kernel", function()
+    local pages = 64
+    local r <close> = assert(vm.mmap(pages * PAGE, { share = "shared" }))
+    local t = r:touch("read")
+    assert.within(t.minor_faults, pages * 0.98, pages + 8, "faults of the read")
+    assert.resident(r, pages)
+    local m = assert(vm.proc.mapping_at(r.address))
+    assert.equal(pages * PAGE, m.Rss, "smaps Rss of the shared mapping")
+    local n, why = distinct_frames(r)
+    local scan = r:scan()
+    if not n and not scan then return pending(why .. "; and no PAGEMAP_SCAN") end
+    if n then assert.equal(pages, n, "distinct frames") end
+    if scan then assert.equal(0, scan.pfnzero, "pages on the zero page (PAGEMAP_SCAN)") end
   end)
 
   it("frames reports pages that were never touched as not present", function()
@@ -154,9 +203,12 @@ describe("a mapped region", function()
     os.remove(path)
   end)
 
-  it("aligns a region to 2 MiB when asked", function()
-    local r <close> = assert(vm.mmap(4 * 1024 * 1024, { fixed_align = 2 * 1024 * 1024 }))
-    assert.equal(0, r.address % (2 * 1024 * 1024))
+  it("aligns a region to a huge page (or any power of two) when asked", function()
+    local huge = kernel().huge_page_size or 2 * 1024 * 1024
+    local r <close> = assert(vm.mmap(2 * huge, { fixed_align = huge }))
+    assert.equal(0, r.address % huge)
+    local s <close> = assert(vm.mmap(PAGE, { fixed_align = 16 * PAGE }))
+    assert.equal(0, s.address % (16 * PAGE))
   end)
 
   it("mlock makes every page resident at once", function()
@@ -189,7 +241,7 @@ describe("mistakes with regions", function()
 
   it("bad sizes, ranges and names raise errors naming the argument", function()
     assert.has_error(function() vm.mmap(0) end, "bad argument #1 to 'mmap' (size must be positive)")
-    assert.has_error(function() vm.mmap(-4096) end, "bad argument #1 to 'mmap' (size must be positive)")
+    assert.has_error(function() vm.mmap(-PAGE) end, "bad argument #1 to 'mmap' (size must be positive)")
     assert.has_error(function() vm.mmap(1.5) end, "bad argument #1 to 'mmap' (number has no integer representation)")
     assert.has_error(function() vm.mmap("big") end)
     assert.has_error(function() vm.mmap(PAGE, { prot = "rwz" }) end,
