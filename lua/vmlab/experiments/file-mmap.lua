@@ -90,11 +90,13 @@ local M = {
     size = "bytes", pages = "count", fs_type = "text", dirty_before_sync = "bytes", dirty_after_sync = "bytes",
     visible_before_sync = "text", persisted = "text", cache_drop = "text", resident_before_read = "count",
     resident_after_read = "count", major_faults = "count", minor_faults = "count", read_seconds = "seconds",
-    major_faults_readahead = "count", readahead_seconds = "seconds", major_faults_note = "text",
+    major_faults_readahead = "count", readahead_seconds = "seconds", minor_faults_readahead = "count",
+    cached_after_drop = "count", resident_before_readahead = "count",
   },
   fields = { "size", "pages", "fs_type", "dirty_before_sync", "dirty_after_sync", "visible_before_sync", "persisted",
              "cache_drop", "resident_before_read", "resident_after_read", "major_faults", "minor_faults",
-             "read_seconds", "major_faults_readahead", "readahead_seconds", "major_faults_note" },
+             "read_seconds", "resident_before_readahead", "major_faults_readahead", "minor_faults_readahead",
+             "readahead_seconds", "cached_after_drop" },
 }
 
 local function run(opts, path, result)
@@ -144,11 +146,6 @@ local function run(opts, path, result)
     result.readahead_seconds = t.seconds
   end
 
-  if result.resident_before_read > result.pages // 2 then
-    result.major_faults_note = ("the page cache kept the file after the drop (%s on %s): %s keeps files in memory, "
-      .. "so there is no disk to fault from"):format(result.cache_drop, tostring(result.fs_type),
-      tostring(result.fs_type))
-  end
 end
 
 function M.run(opts)
@@ -166,39 +163,80 @@ end
 
 M.fs_type, M.pick_dir, M.new_file = fs_type, pick_dir, new_file
 
+local b, count = units.bytes, units.count
+
+-- Was the file really dropped from the page cache before the cold reads?
+local function cold(res, resident)
+  if resident <= res.pages // 20 then return true end
+  return false, ("the page cache kept %s of %s pages after %s (%s on %s)"):format(count(resident),
+    count(res.pages), tostring(res.cache_drop), res.in_memory_fs and "a file system that keeps files in memory"
+    or "the drop did not take", tostring(res.fs_type))
+end
+
+M.claims = {
+  { id = "one_page_cache",
+    text = "read(2) sees writes made through a shared mapping at once, before msync: both use the same page cache",
+    decide = function(r)
+      return r.visible_before_sync == true, ("read(2) of the file right after the write through the mapping saw "
+        .. "%s; %s of pages dirty"):format(r.visible_before_sync and "the new bytes" or "the OLD bytes",
+        b(r.dirty_before_sync))
+    end },
+  { id = "msync_persists",
+    text = "msync writes the dirty pages to the file: none stay dirty, and the file read back from disk holds the "
+      .. "writes",
+    decide = function(r)
+      local ev = ("dirty %s before msync, %s after; %s of %s pages cached after the drop; the file read back %s")
+        :format(b(r.dirty_before_sync), b(r.dirty_after_sync), count(r.cached_after_drop or 0), count(r.pages),
+          r.persisted and "holds both writes" or "does NOT hold the writes")
+      local ok, why = cold(r, r.cached_after_drop or 0)
+      if not ok then return nil, ev, why .. ": the read-back did not come from the disk" end
+      return r.dirty_before_sync > 0 and r.dirty_after_sync == 0 and r.persisted == true, ev
+    end,
+    explain = function(r)
+      return r.dirty_before_sync > 2 * PAGE and ("(%s dirty for two short writes: the kernel tracks dirtiness per "
+        .. "folio, and a folio can span many pages; msync writes each whole folio.)"):format(b(r.dirty_before_sync))
+        or nil
+    end },
+  { id = "cold_major_faults",
+    text = "reading a page that is not in the page cache is a major fault: with read-ahead off (MADV_RANDOM), one "
+      .. "per page, and afterwards every page is cached (mincore)",
+    decide = function(r)
+      local ev = ("mincore: %s of %s pages cached before, %s after; %s major and %s minor faults in %s"):format(
+        count(r.resident_before_read), count(r.pages), count(r.resident_after_read), count(r.major_faults),
+        count(r.minor_faults), units.seconds(r.read_seconds))
+      local ok, why = cold(r, r.resident_before_read)
+      if not ok then return nil, ev, why end
+      return r.major_faults >= r.pages * 0.9 and r.major_faults <= r.pages * 1.05
+        and r.resident_after_read == r.pages, ev
+    end,
+    explain = function()
+      return "Each major fault waited while the kernel read that page from the disk into the page cache."
+    end },
+  { id = "readahead_fewer_major",
+    text = "with normal read-ahead the same cold read takes far fewer major faults: the kernel reads ahead of them",
+    decide = function(r)
+      local ev = ("%s of %s pages cached before; %s major and %s minor faults in %s (MADV_RANDOM: %s major)"):format(
+        count(r.resident_before_readahead), count(r.pages), count(r.major_faults_readahead),
+        count(r.minor_faults_readahead), units.seconds(r.readahead_seconds), count(r.major_faults))
+      local ok, why = cold(r, r.resident_before_readahead)
+      if not ok then return nil, ev, why end
+      return r.major_faults_readahead >= 1 and r.major_faults_readahead <= r.pages // 4, ev
+    end },
+}
+
+--- Measurements only; what they mean is decided by the claims.
 function M.explain(res)
-  local b = units.bytes
-  local lines = {}
-  lines[#lines + 1] = ("A %s file (%s, on %s) mapped MAP_SHARED: two writes through the mapping left %s of dirty "
-    .. "pages; after msync %s."):format(b(res.size), res.path, tostring(res.fs_type), b(res.dirty_before_sync),
-    b(res.dirty_after_sync))
-  if res.dirty_before_sync > 2 * PAGE then
-    lines[#lines + 1] = ("(%s dirty for two short writes: the kernel tracks dirtiness per folio, and %s caches this "
-      .. "file in large folios of many pages; msync writes each whole folio.)"):format(b(res.dirty_before_sync),
-      tostring(res.fs_type))
-  end
-  lines[#lines + 1] = res.visible_before_sync
-    and "read(2) saw the new bytes even before msync: the mapping and read(2) share the same page-cache pages."
-    or "read(2) did not see the new bytes before msync (unexpected on Linux)."
-  if res.in_memory_fs or (res.cached_after_drop or 0) > res.pages // 2 then
-    lines[#lines + 1] = ("%s keeps files only in memory: msync has no disk to write to and the cache cannot be "
-      .. "dropped, so the rest shows no disk reads."):format(tostring(res.fs_type))
-  else
-    lines[#lines + 1] = res.persisted
-      and ("With the cache dropped (%s), reading the file from disk shows both writes: msync wrote them to the file.")
-        :format(res.cache_drop)
-      or ("After dropping the cache (%s), the file did NOT show the writes."):format(res.cache_drop)
-  end
-  lines[#lines + 1] = ("mincore: %d of %d pages cached before reading, %d after. Reading every page through the "
-    .. "mapping (MADV_RANDOM, no read-ahead) took %s: %s major faults (the process waited for the disk), "
-    .. "%s minor."):format(
-    res.resident_before_read, res.pages, res.resident_after_read, units.seconds(res.read_seconds),
-    units.count(res.major_faults), units.count(res.minor_faults))
-  lines[#lines + 1] = ("With normal advice the kernel reads ahead: the same cold read took %s and only %s "
-    .. "major fault(s).")
-    :format(units.seconds(res.readahead_seconds), units.count(res.major_faults_readahead))
-  if res.major_faults_note then lines[#lines + 1] = "Note: " .. res.major_faults_note end
-  return lines
+  return {
+    ("A %s file (%s, on %s) mapped MAP_SHARED; two writes through the mapping: %s dirty before msync, %s after.")
+      :format(b(res.size), res.path, tostring(res.fs_type), b(res.dirty_before_sync), b(res.dirty_after_sync)),
+    ("Cache drop: %s; %s of %s pages cached after it."):format(tostring(res.cache_drop),
+      count(res.cached_after_drop or 0), count(res.pages)),
+    ("MADV_RANDOM read of every page: %s cached before, %s after, %s major faults, %s minor, %s."):format(
+      count(res.resident_before_read), count(res.resident_after_read), count(res.major_faults),
+      count(res.minor_faults), units.seconds(res.read_seconds)),
+    ("Normal read: %s cached before, %s major faults, %s minor, %s."):format(count(res.resident_before_readahead),
+      count(res.major_faults_readahead), count(res.minor_faults_readahead), units.seconds(res.readahead_seconds)),
+  }
 end
 
 return M
