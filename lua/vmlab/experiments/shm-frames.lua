@@ -5,7 +5,11 @@
 -- a child started with fork + exec opens the object by name, maps it at an
 -- address of its own choosing, and reports its address and frames through a
 -- report area at the end of the object. The page tables differ, the frames
--- do not.
+-- do not. Frame numbers need CAP_SYS_ADMIN; without it the parent still sees
+-- in pagemap that its pages are the object's shared pages (the file/shared
+-- bit, or PAGEMAP_SCAN's file category), not private copies, and a child that
+-- reports its smaps Shared_* bytes shows that its pages are mapped by the
+-- parent too. The claims say which evidence decided.
 -- @module vmlab.experiments.shm-frames
 local vm = require "vmlab"
 local names = require "vmlab.sum.names"
@@ -15,12 +19,32 @@ local M = {
   summary = "a parent and an exec'd child map one shm object at different addresses onto the same physical frames",
   params = { pages = 64 },
   tour = { pages = 16 },
-  fields = { "pages", "parent_address", "child_address", "same_address", "same_frames", "frames_equal",
-    "child_pid" },
-  units = { pages = "count", frames_equal = "count", child_pid = "text" },
+  fields = { "pages", "parent_address", "child_address", "same_address", "parent_shared_pages", "frames_equal",
+    "same_frames", "child_shared_bytes", "child_file_pages", "child_pid", "frames_hidden" },
+  units = { pages = "count", frames_equal = "count", child_pid = "text", parent_shared_pages = "count",
+    child_shared_bytes = "bytes", child_file_pages = "count", frames_hidden = "text" },
 }
 
 local function peer_program() return package.searchpath("vmlab.sum.peer_main", package.path) end
+
+-- The report area after the data pages (written by the child, vmlab/sum/peer_main.lua):
+--   +0 its mapping's address, +8 its pid, +16 PAGES or -1 (frames hidden), +16+8*i frame of page i;
+--   then, where the child reports them (else they stay -1): +24+8*PAGES its smaps Shared_Clean +
+--   Shared_Dirty bytes of the mapping, +32+8*PAGES its PAGEMAP_SCAN file pages of the data.
+local function extras_at(report, pages) return report + 24 + 8 * pages end
+
+-- Pages of [address, address + pages pages) that pagemap marks file-backed or shared
+-- (PAGEMAP_SCAN's file category, else pagemap's bit 61 page by page).
+local function shared_pages(s, pages)
+  local scan = s:scan(0, pages * vm.page_size)
+  if scan then return scan.file, "PAGEMAP_SCAN" end
+  local n = 0
+  for i = 0, pages - 1 do
+    local e = vm.pagemap(s.address + i * vm.page_size)
+    if e and e.present and e.file_or_shared then n = n + 1 end
+  end
+  return n, "pagemap"
+end
 
 --- params: pages (how many pages the object holds, besides its report area)
 function M.run(p)
@@ -28,11 +52,14 @@ function M.run(p)
   if not pages or pages < 1 or pages > 1 << 20 then error("shm-frames: pages must be 1 .. 1048576", 0) end
   local data = pages * vm.page_size
   local report = data
-  local size = data + ((24 + 8 * pages + vm.page_size - 1) // vm.page_size) * vm.page_size
+  local extras = extras_at(report, pages)
+  local size = data + ((40 + 8 * pages + vm.page_size - 1) // vm.page_size) * vm.page_size
   names.sweep("frames")
   local s <close> = assert(vm.shm_open(names.unique("frames"), { create = true, exclusive = true, size = size,
     mode = tonumber("600", 8) }))
   s:fill(0x5a, 0, data) -- give every page its frame before anybody looks
+  s:atomic_store(extras, -1)
+  s:atomic_store(extras + 8, -1)
   local parent_frames, hidden = s:frames(0, pages)
 
   local prog = assert(peer_program(), "cannot find vmlab/sum/peer_main.lua on package.path")
@@ -56,9 +83,13 @@ function M.run(p)
     child_pid = s:atomic_load(report + 8),
   }
   result.same_address = result.parent_address == result.child_address
+  result.parent_shared_pages, result.shared_pages_how = shared_pages(s, pages)
+  local shared, file = s:atomic_load(extras), s:atomic_load(extras + 8)
+  if shared >= 0 then result.child_shared_bytes = shared end
+  if file >= 0 then result.child_file_pages = file end
   local counted = s:atomic_load(report + 16)
   if not parent_frames or counted < 0 then
-    result.skipped = hidden or "frame numbers are hidden from the child"
+    result.frames_hidden = hidden or "frame numbers are hidden from the child"
     return result
   end
   local equal = 0
@@ -71,19 +102,64 @@ function M.run(p)
   return result
 end
 
+local u = vm.units
+
+M.claims = {
+  { id = "different_addresses",
+    text = "the parent and the exec'd child map the object at different virtual addresses",
+    decide = function(r)
+      return r.parent_address ~= r.child_address,
+        ("parent 0x%x, child (pid %d) 0x%x"):format(r.parent_address, r.child_pid, r.child_address),
+        r.parent_address == r.child_address and "both chose the same free range (address randomization off?)" or nil
+    end },
+  { id = "shared_pages",
+    text = "the object's pages are shared pages in the parent, not private copies",
+    decide = function(r)
+      return r.parent_shared_pages == r.pages,
+        ("%s: %s of %s pages of the parent's mapping file-backed/shared"):format(r.shared_pages_how or "pagemap",
+          u.count(r.parent_shared_pages), u.count(r.pages))
+    end,
+    explain = function()
+      return "MAP_SHARED of a shm object maps the object's own pages (its page cache), so every process that maps "
+        .. "it reaches the same pages."
+    end },
+  { id = "same_frames",
+    text = "the two mappings sit on the same physical frames: two page tables, one memory",
+    requires = "pfns_visible",
+    decide = function(r)
+      if r.frames_equal then
+        return r.frames_equal == r.pages, ("pagemap: %s of %s pages on the same frame in both processes")
+          :format(u.count(r.frames_equal), u.count(r.pages))
+      end
+      if r.child_shared_bytes then
+        local want = r.pages * (r.page_size or vm.page_size)
+        return r.child_shared_bytes >= want, ("the child's smaps: Shared_* %s for %s of data (a page counts as "
+          .. "shared when another process maps it too)"):format(u.bytes(r.child_shared_bytes), u.bytes(want))
+      end
+      return nil, "frame numbers hidden (" .. tostring(r.frames_hidden) .. ") and the child reported no smaps Shared_*"
+    end,
+    explain = function()
+      return "Two page tables, one memory: that is what shared memory is."
+    end },
+}
+
+--- Measurements only; what they mean is decided by the claims.
 function M.explain(r)
   local lines = {
-    ("The parent mapped the object at 0x%x, the exec'd child (pid %d) at 0x%x%s."):format(r.parent_address,
-      r.child_pid, r.child_address, r.same_address and " (by chance the same address)" or ": another address"),
+    ("The parent mapped the object at 0x%x, the exec'd child (pid %d) at 0x%x."):format(r.parent_address,
+      r.child_pid, r.child_address),
+    ("%s of %d pages of the parent's mapping are file-backed/shared (%s)."):format(u.count(r.parent_shared_pages),
+      r.pages, r.shared_pages_how or "pagemap"),
   }
-  if r.skipped then
-    lines[#lines + 1] = "Frame numbers cannot be compared here: " .. tostring(r.skipped)
-  elseif r.same_frames then
-    lines[#lines + 1] = ("pagemap: all %d pages sit on the same physical frames in both processes -"):format(r.pages)
-    lines[#lines + 1] = "two page tables, one memory: that is what shared memory is."
+  if r.frames_equal then
+    lines[#lines + 1] = ("pagemap: %d of %d pages on the same physical frame in both processes."):format(
+      r.frames_equal, r.pages)
   else
-    lines[#lines + 1] = ("pagemap: only %d of %d pages sit on the same frames - unexpected for MAP_SHARED.")
-      :format(r.frames_equal, r.pages)
+    lines[#lines + 1] = "Frame numbers cannot be compared here: " .. tostring(r.frames_hidden)
+  end
+  if r.child_shared_bytes then
+    lines[#lines + 1] = ("The child's smaps counted %s of its mapping as shared."):format(
+      u.bytes(r.child_shared_bytes))
   end
   return lines
 end
