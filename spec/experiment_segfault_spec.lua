@@ -1,8 +1,7 @@
 -- segfault: faults the kernel resolves vs accesses it refuses.
 local vm = require "vmlab"
 local experiments = require "vmlab.experiments"
-
-local sanitized = os.getenv("VMLAB_SANITIZED") ~= nil
+local vassert = require "vmlab.assert"
 
 describe("the segfault experiment", function()
   local r, by
@@ -13,12 +12,14 @@ describe("the segfault experiment", function()
   end)
 
   it("a fresh page is a page fault the kernel resolves: no signal", function()
+    vassert.claim_holds(r, "minor_fault_resolved")
     local c = by["fresh anonymous page (no frame yet)"]
     assert.equal("none", c.signal)
     assert.is_true(c.minor_faults >= 1 and c.minor_faults <= 3, "minor faults " .. c.minor_faults)
   end)
 
   it("touching an unmapped page is SIGSEGV with SEGV_MAPERR at that address", function()
+    vassert.claim_holds(r, "maperr")
     local c = by["unmapped page (after munmap)"]
     assert.equal("SIGSEGV", c.signal)
     assert.equal("SEGV_MAPERR", c.code)
@@ -29,6 +30,7 @@ describe("the segfault experiment", function()
   end)
 
   it("touching a PROT_NONE page, or writing a read-only one, is SIGSEGV with SEGV_ACCERR", function()
+    vassert.claim_holds(r, "accerr")
     for _, name in ipairs { "PROT_NONE page", "read-only page, written" } do
       assert.equal("SIGSEGV", by[name].signal, name)
       assert.equal("SEGV_ACCERR", by[name].code, name)
@@ -36,17 +38,45 @@ describe("the segfault experiment", function()
   end)
 
   it("a file mapping's page past the end of the file is SIGBUS", function()
+    vassert.claim_holds(r, "sigbus_past_eof")
     local c = by["file mapping, page past end of file"]
     assert.equal("SIGBUS", c.signal)
     assert.equal("BUS_ADRERR", c.code)
   end)
 
   it("with no handler, the signal ends the process", function()
-    if sanitized then
-      pending("under AddressSanitizer an uncaught SIGSEGV goes to ASan's handler, which aborts: " .. r.killed_by)
-      return
-    end
+    vassert.claim_holds(r, "signal_kills") -- pending under AddressSanitizer, whose handler aborts instead
     assert.equal("SIGSEGV", r.killed_by)
+  end)
+
+  it("decides each claim from the signals it is given, not from the machine", function()
+    local e = experiments.get("segfault")
+    local function decided(result, id) return experiments.claim({ claims = experiments.decide(e, result) }, id) end
+    -- the live cases with one of them changed
+    local function with(name, fields)
+      local cases = {}
+      for _, c in ipairs(r.cases) do
+        local copy = {}
+        for k, v in pairs(c) do copy[k] = v end
+        if c.case == name then for k, v in pairs(fields) do copy[k] = v end end
+        cases[#cases + 1] = copy
+      end
+      return { cases = cases, killed_by = "SIGSEGV" }
+    end
+    for _, c in ipairs(experiments.decide(e, with("none", {}))) do assert.is_true(c.holds, c.id) end
+    -- a page that was already there (no fault), or a fresh page the kernel refused
+    assert.is_false(decided(with("fresh anonymous page (no frame yet)", { minor_faults = 0 }),
+      "minor_fault_resolved").holds)
+    assert.is_false(decided(with("fresh anonymous page (no frame yet)", { signal = "SIGSEGV", code = "SEGV_ACCERR" }),
+      "minor_fault_resolved").holds)
+    assert.is_false(decided(with("NULL pointer", { code = "SEGV_ACCERR" }), "maperr").holds)
+    assert.is_false(decided(with("read-only page, written", { signal = "none", code = "resolved" }), "accerr").holds)
+    assert.is_false(decided(with("file mapping, page past end of file", { signal = "SIGSEGV" }), "sigbus_past_eof")
+      .holds)
+    assert.is_false(decided({ cases = r.cases, killed_by = "nothing (it exited)" }, "signal_kills").holds)
+    local c = decided({ cases = r.cases, killed_skipped = "not shown: AddressSanitizer" }, "signal_kills")
+    assert.equal("skipped", c.holds)
+    assert.matches("AddressSanitizer", c.why)
   end)
 
   it("vm.probe returns the fault as data and leaves the process running", function()

@@ -62,9 +62,10 @@ function M.run()
       or ("exit status " .. tostring(status.code)))), 0)
   end
   local result = { cases = cases }
-  if os.getenv("VMLAB_SANITIZED") then
+  local plain, sanitizer = require("vmlab.kernel").has("no_sanitizer")
+  if not plain then
     -- ASan's own SIGSEGV handler would print a report and abort the child
-    result.killed_by = "not shown: under AddressSanitizer an uncaught SIGSEGV goes to ASan's handler, which aborts"
+    result.killed_skipped = "not shown: " .. sanitizer .. "; an uncaught SIGSEGV goes to its handler, which aborts"
   else
     -- an access with no guard at all: the process dies by the signal
     local _, killed = vm.child.run(function()
@@ -77,21 +78,73 @@ function M.run()
   return result
 end
 
+local MAPERR = { "unmapped page (after munmap)", "NULL pointer" }
+local ACCERR = { "PROT_NONE page", "read-only page, written" }
+local EOF_CASE = "file mapping, page past end of file"
+local FRESH = "fresh anonymous page (no frame yet)"
+
+local function case(r, name)
+  for _, c in ipairs(r.cases or {}) do if c.case == name then return c end end
+  return nil
+end
+
+-- "NULL pointer: SIGSEGV SEGV_MAPERR at 0x0"
+local function said(c)
+  if not c then return "not probed" end
+  if c.signal == "none" then return ("%s: no signal, %d minor fault(s)"):format(c.case, c.minor_faults or -1) end
+  return ("%s: %s %s at 0x%x"):format(c.case, c.signal, c.code, c.address or 0)
+end
+
+-- Did every case named get `signal` with `code`? And the evidence.
+local function all_are(r, names, signal, code)
+  local ok, parts = true, {}
+  for _, name in ipairs(names) do
+    local c = case(r, name)
+    ok = ok and c ~= nil and c.signal == signal and c.code == code
+    parts[#parts + 1] = said(c)
+  end
+  return ok, table.concat(parts, "; ")
+end
+
+M.claims = {
+  { id = "minor_fault_resolved",
+    text = "touching a valid page with no frame yet is a page fault the kernel resolves: the program never notices",
+    decide = function(r)
+      local c = case(r, FRESH)
+      return c ~= nil and c.signal == "none" and (c.minor_faults or 0) >= 1, said(c)
+    end,
+    explain = function()
+      return "The kernel found the address inside a mapping that allows the access: it gave the page a frame."
+    end },
+  { id = "maperr",
+    text = "touching an address no mapping covers (after munmap, or NULL) is SIGSEGV with SEGV_MAPERR",
+    decide = function(r) return all_are(r, MAPERR, "SIGSEGV", "SEGV_MAPERR") end,
+    explain = function() return "MAPERR: no mapping covers the address." end },
+  { id = "accerr",
+    text = "touching a page whose protection forbids the access (PROT_NONE, or a write to read-only) is " ..
+      "SIGSEGV with SEGV_ACCERR",
+    decide = function(r) return all_are(r, ACCERR, "SIGSEGV", "SEGV_ACCERR") end,
+    explain = function() return "ACCERR: a mapping covers the address, but its protection forbids the access." end },
+  { id = "sigbus_past_eof",
+    text = "a file mapping's page past the end of the file is SIGBUS",
+    decide = function(r) return all_are(r, { EOF_CASE }, "SIGBUS", "BUS_ADRERR") end,
+    explain = function() return "The mapping exists, but the file has no bytes behind that page." end },
+  { id = "signal_kills",
+    text = "without a handler, the signal ends the process",
+    requires = "no_sanitizer",
+    decide = function(r)
+      if not r.killed_by then return nil, nil, r.killed_skipped end
+      return r.killed_by == "SIGSEGV", ("an unguarded read of a PROT_NONE page: the child ended by %s")
+        :format(r.killed_by)
+    end },
+}
+
+--- Measurements only; what they mean is decided by the claims.
 function M.explain(r)
   local lines = {}
-  for _, c in ipairs(r.cases) do
-    if c.signal == "none" then
-      lines[#lines + 1] = ("%s: %s fault(s), resolved by the kernel; the program never noticed.")
-        :format(c.case, vm.units.count(c.minor_faults))
-    else
-      lines[#lines + 1] = ("%s: %s %s at 0x%x"):format(c.case, c.signal, c.code, c.address)
-    end
-  end
-  lines[#lines + 1] = "MAPERR: no mapping covers the address. ACCERR: a mapping does, but its protection forbids"
-  lines[#lines + 1] = "the access. SIGBUS: the mapping exists but the file has no bytes behind that page."
-  if r.killed_by:match("^SIG") then
-    lines[#lines + 1] = ("Without a handler the signal ends the process: the unguarded child died by %s.")
-      :format(r.killed_by)
+  for _, c in ipairs(r.cases) do lines[#lines + 1] = said(c) end
+  if r.killed_by then
+    lines[#lines + 1] = ("An unguarded access in a child: it ended by %s."):format(r.killed_by)
   end
   return lines
 end
