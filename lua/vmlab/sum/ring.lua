@@ -46,6 +46,7 @@ local O = {
 ring.OFFSET = O
 local MAX_SLOTS = (O.data - O.lens) // 8
 local MAX_SLOT_SIZE = 1 << 30
+local SPIN = 100 -- loads of a futex word before sleeping on it (some microseconds)
 
 local function protocol(fmt, ...) error("protocol: " .. fmt:format(...), 0) end
 
@@ -306,6 +307,9 @@ function Consumer:take(timeout)
       local ended = parent_state_name(state)
       if ended then return nil, ended end
       if self.sync ~= "sem" then
+        for _ = 1, SPIN do -- a short spin first: the parent is often about to publish
+          if s:atomic_load(O.data_seq, 32) ~= seq then break end
+        end
         local r = s:wait(O.data_seq, seq, timeout)
         if r == "timeout" or r == "interrupted" then return nil, r end
       end
