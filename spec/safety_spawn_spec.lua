@@ -21,6 +21,7 @@ local function proxy(fields, collect_on)
         local junk = {}
         for i = 1, 2000 do junk[i] = ("#"):rep(60 + i % 7) .. i end
         collectgarbage("collect")
+        assert(#junk == 2000) -- still alive: its strings sit where the freed ones were
       end
       local v = fields[k]
       if type(v) == "string" then return fresh(v) end
