@@ -1,28 +1,85 @@
 --- page-table: a virtual address, split the way the MMU walks it, and its frame.
--- On x86-64 with 4-level paging, bits 47-39 index the PML4, 38-30 the page
--- directory pointer table, 29-21 the page directory, 20-12 the page table,
--- and 11-0 are the offset inside the 4 KiB page (the seed's 003 diagram).
--- /proc/self/pagemap then gives the physical frame the walk ends at.
+-- The page table is a tree of tables one page each, of 8-byte entries: with
+-- pages of P bytes the low log2(P) bits of an address are the offset inside
+-- the page and each level takes the next log2(P / 8) bits, as many levels as
+-- the user address bits need. On x86-64 with 4 KiB pages that is the seed's
+-- 003 diagram: bits 47-39 index the PML4, 38-30 the page directory pointer
+-- table, 29-21 the page directory, 20-12 the page table, 11-0 the offset.
+-- The layout here comes from THIS machine's page size and addresses.
+-- /proc/self/pagemap then gives the physical frame the walk ends at (the
+-- frame number needs CAP_SYS_ADMIN; without it the claim is skipped).
 -- @module vmlab.experiments.page-table
 local vm = require "vmlab"
 local units = require "vmlab.units"
 
 local PAGE = vm.page_size
+-- The x86-64 names (PML4, PDP, PD, PT) and the seed's diagram are for pages of this size.
+local X86_BASE_PAGE = 4 * 1024
 
---- Split a virtual address into its page-table indices and page offset.
--- @return { pml4=, pdp=, pd=, pt= }, offset
-local function split(address)
-  return {
-    pml4 = (address >> 39) & 0x1ff,
-    pdp = (address >> 30) & 0x1ff,
-    pd = (address >> 21) & 0x1ff,
-    pt = (address >> 12) & 0x1ff,
-  }, address & 0xfff
+local function log2(n)
+  local b = 0
+  while (1 << b) < n do b = b + 1 end
+  return b
 end
 
--- Put the pieces back together (lower, user half: bits 63-48 are zero).
-local function join(ix, offset)
-  return (ix.pml4 << 39) | (ix.pdp << 30) | (ix.pd << 21) | (ix.pt << 12) | offset
+-- Bits needed to write n (the highest set bit, plus one).
+local function bit_length(n)
+  local b = 0
+  while b < 63 and (n >> b) ~= 0 do b = b + 1 end
+  return b
+end
+
+local function machine()
+  local f = io.open("/proc/sys/kernel/arch")
+  local arch = f and f:read("l")
+  if f then f:close() end
+  if not arch or arch == "" then
+    local p = io.popen("uname -m 2>/dev/null")
+    arch = p and p:read("l")
+    if p then p:close() end
+  end
+  return arch or "unknown"
+end
+
+--- The page-table layout for pages of `page_size` bytes and user addresses of
+-- `va_bits` bits: { page_size=, offset_bits=, index_bits=, levels=, names = {top .. bottom} }.
+-- x86-64 names its levels PML4 (PML5), PDP, PD, PT; other machines get l<N> .. l1.
+local function M_layout(page_size, va_bits, arch)
+  local offset_bits = log2(page_size)
+  local index_bits = log2(page_size // 8)
+  local levels = math.max(1, (va_bits - offset_bits + index_bits - 1) // index_bits)
+  local names = {}
+  if arch == "x86_64" and page_size == X86_BASE_PAGE and (levels == 4 or levels == 5) then
+    names = levels == 5 and { "pml5", "pml4", "pdp", "pd", "pt" } or { "pml4", "pdp", "pd", "pt" }
+  else
+    for i = levels, 1, -1 do names[#names + 1] = "l" .. i end
+  end
+  return { page_size = page_size, offset_bits = offset_bits, index_bits = index_bits, levels = levels,
+           va_bits = va_bits, names = names, arch = arch }
+end
+local layout_of = M_layout
+
+--- Split a virtual address into its page-table indices and page offset.
+-- @param layout as from layout() (default: this machine's, for 47-bit user addresses)
+-- @return { <level name> = index, ... }, offset
+local function split(address, layout)
+  local ix = {}
+  local n = #layout.names
+  for i, name in ipairs(layout.names) do
+    local shift = layout.offset_bits + (n - i) * layout.index_bits
+    ix[name] = (address >> shift) & ((1 << layout.index_bits) - 1)
+  end
+  return ix, address & (layout.page_size - 1)
+end
+
+-- Put the pieces back together (lower, user half).
+local function join(ix, offset, layout)
+  local a = offset
+  local n = #layout.names
+  for i, name in ipairs(layout.names) do
+    a = a | (ix[name] << (layout.offset_bits + (n - i) * layout.index_bits))
+  end
+  return a
 end
 
 local function cpu_has(flag)
@@ -39,12 +96,11 @@ local function cpu_has(flag)
 end
 
 -- One row: the address, its indices and offset, and what pagemap says.
-local function entry(name, address)
-  local ix, offset = split(address)
-  local e = {
-    name = name, address = address, indices = ix, offset = offset, recombined = join(ix, offset) == address,
-    pml4 = ix.pml4, pdp = ix.pdp, pd = ix.pd, pt = ix.pt, -- flat copies for the report's table
-  }
+local function entry(name, address, layout)
+  local ix, offset = split(address, layout)
+  local e = { name = name, address = address, indices = ix, offset = offset,
+              recombined = join(ix, offset, layout) == address }
+  for k, v in pairs(ix) do e[k] = v end -- flat copies for the report's table
   local pm, err = vm.pagemap(address)
   if not pm then
     e.reason = err
@@ -62,27 +118,34 @@ end
 
 local M = {
   name = "page-table",
-  summary = "split a virtual address into PML4/PDP/PD/PT indices and offset; translate it to physical via pagemap",
-  params = { offset = 0x5a8 }, -- where in the mapped page to point (any byte of the page)
-  units = { page_size = "bytes", levels = "count", frames_visible = "text", offset = "address", pml4 = "count",
-            pdp = "count", pd = "count", pt = "count", pfn = "count" },
-  fields = { "page_size", "levels", "frames_visible", "entries",
+  summary = "split a virtual address into its page-table indices and page offset (this machine's page size and "
+    .. "levels); translate it to physical via pagemap",
+  params = { offset = 0x5a8 }, -- where in the mapped page to point (any byte of the page; taken modulo the page size)
+  units = { page_size = "bytes", levels = "count", offset_bits = "count", index_bits = "count", va_bits = "count",
+            frames_visible = "text", offset = "address", pfn = "count", arch = "text" },
+  fields = { "arch", "page_size", "offset_bits", "index_bits", "va_bits", "levels", "frames_visible", "entries",
              -- the columns of entries:
-             "name", "address", "pml4", "pdp", "pd", "pt", "offset", "present", "pfn", "physical_address", "reason" },
+             "name", "address", "pml5", "pml4", "pdp", "pd", "pt", "l5", "l4", "l3", "l2", "l1", "offset", "present",
+             "pfn", "physical_address", "reason" },
 }
+M.layout = layout_of
 
 function M.run(opts)
   local offset = opts.offset
-  assert(math.type(offset) == "integer" and offset >= 0 and offset < PAGE, "offset must be inside a page")
-  local result = { page_size = PAGE, la57 = cpu_has("la57"), entries = {} }
-  -- Linux uses 5-level paging (bits 56-48 index a PML5) only for addresses above 2^47 that a program asks for.
-  result.levels = 4
-
+  assert(math.type(offset) == "integer" and offset >= 0, "offset must be a non-negative integer")
+  offset = offset % PAGE
   local r <close> = assert(vm.mmap(2 * PAGE))
+  r:advise("nohugepage") -- base pages: the untouched page must stay untouched whatever THP does
   r:write(offset, "x") -- the first page gets a frame; the second is never touched
   local h <close> = assert(vm.malloc(64))
   h:write(0, "y")
   local a = vm.addresses()
+  -- the user address bits: enough for the highest address this process has (the stack)
+  local top = math.max(a.stack, r.address, h.address, a.text, a.global)
+  local layout = layout_of(PAGE, bit_length(top), machine())
+  local result = { arch = layout.arch, page_size = PAGE, offset_bits = layout.offset_bits,
+                   index_bits = layout.index_bits, va_bits = layout.va_bits, levels = layout.levels,
+                   level_names = layout.names, la57 = cpu_has("la57"), entries = {} }
   local rows = {
     { "mmap page", r.address + offset },         -- a byte of a page just written
     { "same page, byte 0", r.address },          -- same indices, same frame, offset 0
@@ -93,7 +156,7 @@ function M.run(opts)
     { "code", a.text },                          -- a C function of vmlab/core.so (.text)
   }
   for _, row in ipairs(rows) do
-    result.entries[#result.entries + 1] = entry(row[1], row[2])
+    result.entries[#result.entries + 1] = entry(row[1], row[2], layout)
   end
   local seen = false
   for _, e in ipairs(result.entries) do
@@ -108,34 +171,111 @@ function M.run(opts)
   return result
 end
 
+local function layout_of_result(r)
+  return { page_size = r.page_size, offset_bits = r.offset_bits, index_bits = r.index_bits, names = r.level_names }
+end
+
+local function by_name(r, name)
+  for _, e in ipairs(r.entries) do if e.name == name then return e end end
+end
+
+local function indices_text(r, e)
+  local parts = {}
+  for _, n in ipairs(r.level_names) do parts[#parts + 1] = ("%s %d"):format(n:upper(), e.indices[n]) end
+  return table.concat(parts, " | ")
+end
+
+M.claims = {
+  { id = "split_recombines",
+    text = "a virtual address splits into one index per page-table level and an offset inside the page; "
+      .. "put back together they give the address",
+    decide = function(r)
+      local lay = layout_of_result(r)
+      local ok, n = true, 0
+      for _, e in ipairs(r.entries) do
+        n = n + 1
+        local ix, off = split(e.address, lay)
+        ok = ok and e.recombined and off == e.address % r.page_size and join(ix, off, lay) == e.address
+        for _, name in ipairs(r.level_names) do ok = ok and e.indices[name] < (1 << r.index_bits) end
+      end
+      return ok and n > 0, ("%d addresses, each = %d indices of %d bits (tables of %s entries) + a %d-bit offset "
+        .. "(%s pages); all recombine: %s"):format(n, r.levels, r.index_bits, units.count(1 << r.index_bits),
+        r.offset_bits, units.bytes(r.page_size), ok and "yes" or "NO")
+    end },
+  { id = "same_page_same_entry",
+    text = "two bytes of one page share every index and the frame; only the offset differs",
+    decide = function(r)
+      local a, b = by_name(r, "mmap page"), by_name(r, "same page, byte 0")
+      local same = true
+      for _, n in ipairs(r.level_names) do same = same and a.indices[n] == b.indices[n] end
+      local ev = ("%s: offsets 0x%x and 0x%x, indices %s"):format(indices_text(r, a), a.offset, b.offset,
+        same and "equal" or "DIFFERENT")
+      if a.pfn and b.pfn then ev = ev .. (", frames %s and %s"):format(units.count(a.pfn), units.count(b.pfn)) end
+      return same and a.offset ~= b.offset and a.pfn == b.pfn, ev
+    end },
+  { id = "untouched_not_present",
+    text = "a page never touched has no frame: its page-table entry is not present",
+    decide = function(r)
+      local u = by_name(r, "untouched page")
+      return u.present == false, ("pagemap for the untouched page: %s"):format(u.present == false and "not present"
+        or u.present and "present" or tostring(u.reason))
+    end },
+  { id = "translation",
+    text = "pagemap ends the walk at a frame: physical address = frame number x page size + the same offset",
+    requires = "pfns_visible",
+    decide = function(r)
+      local n, ok, present = 0, true, 0
+      for _, e in ipairs(r.entries) do
+        if e.present then present = present + 1 end
+        if e.physical_address then
+          n = n + 1
+          ok = ok and e.pfn > 0 and e.physical_address == e.pfn * r.page_size + e.offset
+        end
+      end
+      if n == 0 then return nil, ("%d present pages, no frame numbers"):format(present), r.frames_note end
+      return ok and n == present, ("%d of %d present pages translated, each physical = frame x %d + offset: %s")
+        :format(n, present, r.page_size, ok and "yes" or "NO")
+    end,
+    explain = function()
+      return "Only the page number is translated; the offset passes through the walk unchanged."
+    end },
+}
+
+--- Measurements only; what they mean is decided by the claims.
 function M.explain(res)
-  local lines = {
-    "Each 48-bit user address = PML4 index (bits 47-39) | PDP (38-30) | PD (29-21) | PT (20-12) | offset (11-0); "
-      .. "each index picks one of 512 entries of a 4 KiB table.",
-  }
+  local bits, lines = {}, {}
+  local hi = res.offset_bits + res.levels * res.index_bits - 1
+  for i, n in ipairs(res.level_names) do
+    local top = hi - (i - 1) * res.index_bits
+    bits[#bits + 1] = ("%s (bits %d-%d)"):format(n:upper(), top, top - res.index_bits + 1)
+  end
+  bits[#bits + 1] = ("offset (%d-0)"):format(res.offset_bits - 1)
+  lines[#lines + 1] = ("%s, %s pages, user addresses up to bit %d: %s; each index picks one of %s entries of a "
+    .. "one-page table."):format(res.arch, units.bytes(res.page_size), res.va_bits - 1, table.concat(bits, " | "),
+    units.count(1 << res.index_bits))
+  if res.page_size ~= X86_BASE_PAGE then
+    lines[#lines + 1] = ("This machine's pages are %s, not the 4 KiB of the x86-64 diagram: the offset is %d bits "
+      .. "and each level %d bits."):format(units.bytes(res.page_size), res.offset_bits, res.index_bits)
+  end
   for _, e in ipairs(res.entries) do
-    local ix = e.indices
     local phys
     if e.physical_address then
       phys = ("frame %s -> physical 0x%x"):format(units.count(e.pfn), e.physical_address)
     else
       phys = "no physical address: " .. tostring(e.reason)
     end
-    lines[#lines + 1] = ("%-18s 0x%012x = PML4 %3d | PDP %3d | PD %3d | PT %3d | offset 0x%03x; %s"):format(
-      e.name, e.address, ix.pml4, ix.pdp, ix.pd, ix.pt, e.offset, phys)
+    lines[#lines + 1] = ("%-18s 0x%012x = %s | offset 0x%x; %s"):format(e.name, e.address, indices_text(res, e),
+      e.offset, phys)
   end
-  if res.frames_visible then
-    lines[#lines + 1] = "The physical address keeps the offset: only the page number is translated "
-      .. "(physical = frame * 4096 + offset)."
-  elseif res.frames_note then
+  if not res.frames_visible and res.frames_note then
     lines[#lines + 1] = "No physical addresses: " .. res.frames_note
   end
   if res.la57 then
-    lines[#lines + 1] = "This CPU can do 5-level paging (la57): a PML5 index in bits 56-48 is used only for "
-      .. "addresses above 2^47, which Linux hands out only on request."
+    lines[#lines + 1] = "This CPU can do 5-level paging (la57): where the kernel uses it, a fifth index sits above "
+      .. "these, 0 for every address below 2^47 (Linux hands out higher ones only on request)."
   end
   return lines
 end
 
-M.split = split
+M.split, M.join = split, join
 return M
