@@ -360,6 +360,26 @@ function M.has(name)
     if k.ksm_run == 1 then return true end
     why = k.ksm and "KSM is not running (/sys/kernel/mm/ksm/run is " .. tostring(k.ksm_run) .. ")"
       or "this kernel has no KSM"
+  elseif name == "memory_cgroup" then
+    if k.memory_cgroup == nil then -- measured on first use: make a group and remove it
+      local g, gwhy = require("vmlab.cgroup").create("probe", 1 << 30)
+      k.memory_cgroup = g ~= nil
+      k.how.memory_cgroup = g and ("measured: made and removed " .. g.dir) or ("measured: " .. tostring(gwhy))
+      if g then g:remove() end
+    end
+    if k.memory_cgroup then return true end
+    why = "no memory cgroup can be made here (" .. k.how.memory_cgroup .. ")"
+  elseif name == "kernel_log" then
+    if k.kernel_log == nil then
+      local p = io.popen("dmesg 2>/dev/null | tail -n 1")
+      local line = p and p:read("a") or ""
+      if p then p:close() end
+      k.kernel_log = line ~= ""
+      k.how.kernel_log = k.kernel_log and "measured: dmesg printed the kernel log"
+        or "measured: dmesg printed nothing (kernel.dmesg_restrict, or no dmesg)"
+    end
+    if k.kernel_log then return true end
+    why = "the kernel log is not readable here (" .. k.how.kernel_log .. ")"
   elseif name == "glibc_malloc" then
     if k.allocator == "glibc" then return true end
     why = ("this process's malloc is %s, not glibc's (%s)"):format(k.allocator, k.how.allocator)
