@@ -153,45 +153,16 @@ local function probe_zero_page(k, how)
 end
 
 local function probe_cgroup(k, how)
-  local text = slurp("/proc/self/cgroup") or ""
-  local v1path, v2path
-  for line in text:gmatch("[^\n]+") do
-    local id, controllers, path = line:match("^(%d+):([^:]*):(.*)$")
-    if id then
-      if id == "0" and controllers == "" then v2path = path end
-      for c in controllers:gmatch("[^,]+") do
-        if c == "memory" then v1path = path end
-      end
-    end
+  local m, why = require("vmlab.cgroup").memory()
+  if not m then
+    how.cgroup_version, how.cgroup_path, how.memory_limit = why, why, why
+    return
   end
-  -- where each hierarchy is mounted
-  local v1mount, v2mount
-  for line in (slurp("/proc/self/mountinfo") or ""):gmatch("[^\n]+") do
-    local mountpoint, fstype, opts = line:match("^%S+ %S+ %S+ %S+ (%S+) .- %- (%S+) %S+ (%S+)")
-    if fstype == "cgroup2" and not v2mount then v2mount = mountpoint end
-    if fstype == "cgroup" and opts and (("," .. opts .. ","):find(",memory,", 1, true)) then v1mount = mountpoint end
-  end
-  if v1path and v1mount then
-    k.cgroup_version, k.cgroup_path = 1, v1path
-    local limit = number_at(v1mount .. (v1path == "/" and "" or v1path) .. "/memory.limit_in_bytes")
-    -- v1 says "no limit" with a huge number rounded to pages
-    if limit and limit >= (1 << 62) then limit = math.huge end
-    k.memory_limit = limit
-    how.cgroup_version = "read: /proc/self/cgroup names a v1 memory controller, mounted at " .. v1mount
-    how.memory_limit = limit and ("read: %s%s/memory.limit_in_bytes"):format(v1mount, v1path)
-      or "not readable: memory.limit_in_bytes"
-  elseif v2path and v2mount then
-    k.cgroup_version, k.cgroup_path = 2, v2path
-    local dir = v2mount .. (v2path == "/" and "" or v2path)
-    local max = first_line(dir .. "/memory.max")
-    if max == "max" then k.memory_limit = math.huge else k.memory_limit = math.tointeger(tonumber(max or "")) end
-    how.cgroup_version = "read: /proc/self/cgroup has a v2 entry, mounted at " .. v2mount
-    how.memory_limit = max and ("read: %s/memory.max"):format(dir)
-      or ("not readable: %s/memory.max (the root cgroup has none)"):format(dir)
-  else
-    how.cgroup_version = "read: /proc/self/cgroup names no memory controller"
-  end
-  how.cgroup_path = how.cgroup_version
+  k.cgroup_version, k.cgroup_path, k.memory_limit = m.version, m.path, m.limit
+  how.cgroup_version, how.cgroup_path = m.how, m.how
+  how.memory_limit = m.limit and ("read: %s/%s"):format(m.dir,
+    m.version == 1 and "memory.limit_in_bytes" or "memory.max")
+    or ("not readable: the memory limit of %s (the root cgroup has none)"):format(m.dir)
 end
 
 local function probe_caps(k, how)
