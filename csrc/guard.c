@@ -4,6 +4,7 @@
  */
 #include "vmlab.h"
 
+#include <dlfcn.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -15,7 +16,7 @@
 _Thread_local vmlab_guard_state *vmlab_guard_tls __attribute__((tls_model("initial-exec"))) = NULL;
 
 static struct sigaction guard_old_segv, guard_old_bus;
-static int guard_installed = 0;
+static pthread_once_t guard_install_once = PTHREAD_ONCE_INIT;
 
 /* Per-thread resources, given back by the key's destructor at thread exit:
    the state and, when the guard installed it, the alternate signal stack. */
@@ -108,8 +109,17 @@ static void guard_handler(int sig, siginfo_t *si, void *uctx) {
   if (!from_kernel) raise(sig);
 }
 
-void vmlab_guard_install(void) {
-  if (guard_installed) return;
+/* The handler and the threads' key destructor live in this library: keep it
+   loaded for the life of the process (lua_close would dlclose it, leaving
+   the signal handler pointing at unmapped code). */
+static void guard_pin_library(void) {
+  Dl_info info;
+  if (dladdr((void *)guard_handler, &info) != 0 && info.dli_fname != NULL)
+    dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
+static void guard_install_now(void) {
+  guard_pin_library();
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_sigaction = guard_handler;
@@ -117,8 +127,10 @@ void vmlab_guard_install(void) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGSEGV, &sa, &guard_old_segv);
   sigaction(SIGBUS, &sa, &guard_old_bus);
-  guard_installed = 1;
 }
+
+/* Once per process, whichever thread opens the module first. */
+void vmlab_guard_install(void) { pthread_once(&guard_install_once, guard_install_now); }
 
 const char *vmlab_signal_name(int sig) {
   switch (sig) {
