@@ -9,6 +9,9 @@
 #   make matrix  the plain specs under every configuration this machine can be
 #                put in (root/unprivileged, THP, overcommit, perf_event_paranoid),
 #                every setting restored afterwards (.ci/matrix; as root)
+#   make fuzz    SEEDS=N batches of FUZZ_CALLS fuzzed calls (fuzz/run.lua) under
+#                ASan+UBSan and under UBSan+float-cast-overflow, then the
+#                resource spec at full count; non-zero on any crash
 
 LUA      ?= lua5.4
 LUA_INC  ?= $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
@@ -24,6 +27,12 @@ HDR      := csrc/vmlab.h
 BUILD    ?= build
 MODULE   := $(BUILD)/vmlab/core.so
 MODULE_ASAN := $(BUILD)-asan/vmlab/core.so
+# the third sanitizer flavour, for make fuzz: UBSan plus float-to-int overflow
+FCO       = -fsanitize=undefined,float-cast-overflow -fno-sanitize-recover=all -fno-omit-frame-pointer
+MODULE_FCO := $(BUILD)-fco/vmlab/core.so
+SEEDS      ?= 200
+FUZZ_CALLS ?= 2500
+FUZZ_JOBS  ?= 2
 
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
@@ -39,6 +48,10 @@ $(MODULE): $(SRC) $(HDR)
 $(MODULE_ASAN): $(SRC) $(HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -O1 $(ASAN) $(CFLAGS) -shared -o $@ $(SRC) $(LDFLAGS) $(LDLIBS)
+
+$(MODULE_FCO): $(SRC) $(HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -O1 $(FCO) $(CFLAGS) -shared -o $@ $(SRC) $(LDFLAGS) $(LDLIBS)
 
 deps:
 	@sh .ci/deps
@@ -67,6 +80,22 @@ lint: deps
 
 bench: deps $(MODULE)
 	@sh bench/run
+
+# A fuzz campaign (README, "Fuzzing"): SEEDS batches under each sanitizer
+# build, each batch a fresh process; then spec/resources_spec.lua (when it
+# exists) at 10,000 rounds with the plain build. Failing batches are kept
+# in $(BUILD)-asan/fuzz-failures and $(BUILD)-fco/fuzz-failures.
+.PHONY: fuzz
+fuzz: $(MODULE) $(MODULE_ASAN) $(MODULE_FCO)
+	@status=0; \
+	$(LUA) fuzz/run.lua --build $(BUILD)-asan --sanitize asan --seeds $(SEEDS) --calls $(FUZZ_CALLS) --jobs $(FUZZ_JOBS) --quiet || status=1; \
+	$(LUA) fuzz/run.lua --build $(BUILD)-fco --sanitize fco --seeds $(SEEDS) --calls $(FUZZ_CALLS) --jobs $(FUZZ_JOBS) --quiet || status=1; \
+	if [ -f spec/resources_spec.lua ]; then \
+	  echo "== spec/resources_spec.lua, VMLAB_RESOURCE_ROUNDS=10000"; \
+	  VMLAB_RESOURCE_ROUNDS=10000 VMLAB_BUILD=$(CURDIR)/$(BUILD) $(LUA) /usr/bin/busted --lua=$(LUA) \
+	    --cpath="$(CURDIR)/$(BUILD)/?.so" spec/resources_spec.lua || status=1; \
+	fi; \
+	exit $$status
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-asan
