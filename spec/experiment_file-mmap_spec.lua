@@ -1,5 +1,6 @@
 -- The file-mmap experiment: a shared file mapping is the page cache. Each claim is
 -- checked live, and decided on a file the cache cannot drop (tmpfs) as the other kind.
+local vm = require "vmlab"
 local experiments = require "vmlab.experiments"
 local vassert = require "vmlab.assert"
 
@@ -55,7 +56,7 @@ describe("the file-mmap experiment", function()
   it("decides each claim from the numbers it is given", function()
     local e = experiments.get("file-mmap")
     local N = 256
-    local base = { size = N * 4096, pages = N, fs_type = "ext4", in_memory_fs = false, cache_drop = "fadvise",
+    local base = { size = N * vm.page_size, pages = N, fs_type = "ext4", in_memory_fs = false, cache_drop = "fadvise",
       visible_before_sync = true, dirty_before_sync = 8192, dirty_after_sync = 0, persisted = true,
       cached_after_drop = 0, resident_before_read = 0, resident_after_read = N, major_faults = N, minor_faults = 0,
       read_seconds = 0.1, resident_before_readahead = 0, major_faults_readahead = 2, minor_faults_readahead = 20,

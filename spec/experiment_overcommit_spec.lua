@@ -51,7 +51,7 @@ describe("the overcommit experiment", function()
             rss_growth = 0, error = not big_ok and "mmap: Cannot allocate memory" or nil },
           { call = "mmap noreserve", size = 500 * GiB, ok = nr_ok, committed_growth = nr_ok and nr_charge or nil,
             rss_growth = nr_ok and 8192 or nil },
-          { call = "malloc", size = GiB, ok = true, committed_growth = GiB, rss_growth = 4096 },
+          { call = "malloc", size = GiB, ok = true, committed_growth = GiB, rss_growth = 16 * 1024 },
           { call = "mmap", size = GiB, ok = true, committed_growth = small_charge, rss_growth = 0 },
         } }
     end
