@@ -55,10 +55,18 @@ local function malloc_attempt(size)
            error = ("the allocator killed the process (%s)"):format(status.signal_name or status.error or "?") }
 end
 
---- params: size (the big request, bytes), small (a request that fits, bytes)
+--- params: size (the big request, bytes), small (a request that fits, bytes; under
+-- policy 2 no more than a quarter of what is left below CommitLimit)
 function M.run(p)
   local mi = meminfo()
   local policy = math.tointeger(vm.proc.vm_settings().overcommit_memory)
+  -- "a request that fits": under the strict policy, at most a quarter of the room left below CommitLimit
+  local small = p.small
+  local room = mi.CommitLimit - mi.Committed_AS
+  if policy == 2 and small > room // 4 then
+    small = math.max(vm.page_size, room // 4 // vm.page_size * vm.page_size)
+  end
+  p.small = small
   local attempts = {
     malloc_attempt(p.size),
     attempt("mmap", p.size, function(n) return vm.mmap(n) end),
