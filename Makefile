@@ -57,7 +57,7 @@ deps:
 	@sh .ci/deps
 
 demo: deps $(MODULE)
-	$(LUA) bin/vmlab tour
+	$(LUA) bin/vmlab tour --report $(BUILD)/report.html
 
 # Plain run, sanitizer run and lint; one summary line; non-zero on any failure
 # or when no test ran.

@@ -74,7 +74,9 @@ function M.tolerance(tol, expected, default)
 end
 
 -- busted's pending() of the running test: busted puts it in the test
--- function's environment (_ENV), not in the globals this module sees.
+-- function's environment (_ENV), not in the globals this module sees; a test
+-- function that names no global has no _ENV, so busted's own frames (which
+-- hold the `busted` instance) are searched too.
 local function busted_pending()
   local g = rawget(_G, "pending")
   if type(g) == "function" then return g end
@@ -86,6 +88,10 @@ local function busted_pending()
       if not name then break end
       if name == "_ENV" and type(value) == "table" and type(value.pending) == "function" then
         return value.pending
+      end
+      -- a test function without globals has no _ENV: busted's own runner functions hold `busted`
+      if name == "busted" and type(value) == "table" and type(rawget(value, "pending")) == "function" then
+        return rawget(value, "pending")
       end
     end
   end

@@ -3,7 +3,7 @@
 -- Exit codes: 0 success, 1 the experiment or protocol failed, 2 bad usage.
 local cli = {}
 
-cli.commands = { "list", "run", "tour", "info", "memtest", "sum", "watch" }
+cli.commands = { "list", "run", "tour", "report", "info", "memtest", "sum", "watch" }
 
 local function load_command(name)
   local ok, mod = pcall(require, "vmlab.cli." .. name)

@@ -10,18 +10,28 @@ local M = { summary = "every experiment at safe sizes with its report (make demo
 local now = require("vmlab").now
 
 function M.main(argv)
-  local json, wanted = false, {}
-  for _, a in ipairs(argv) do
+  local json, wanted, report_path = false, {}, nil
+  local i = 1
+  while argv[i] do
+    local a = argv[i]
     if a == "--json" then json = true
+    elseif a == "--report" then
+      report_path = argv[i + 1]
+      if not report_path then
+        io.stderr:write("vmlab tour: --report needs a file name (FILE.html)\n")
+        return 2
+      end
+      i = i + 1
     elseif a == "-h" or a == "--help" then
-      io.stdout:write("usage: vmlab tour [--json] [NAME ...]\n",
+      io.stdout:write("usage: vmlab tour [--json] [--report FILE.html] [NAME ...]\n",
         "Runs every experiment (or the named ones) at its tour sizes and prints each report;\n",
-        "with --json one JSON object per line.\n")
+        "with --json one JSON object per line; --report also writes the lab report as one web page.\n")
       return 0
     elseif a:sub(1, 1) == "-" then
       io.stderr:write("vmlab tour: unknown option '", a, "'\n")
       return 2
     else wanted[#wanted + 1] = a end
+    i = i + 1
   end
   local names = #wanted > 0 and wanted or experiments.names()
   for _, n in ipairs(wanted) do
@@ -33,11 +43,13 @@ function M.main(argv)
   end
   local t0 = now()
   local ran, skipped, failed = 0, {}, {}
+  local records = {}
   local claims, held, not_held, claims_skipped = 0, 0, {}, 0
   for i, name in ipairs(names) do
     local t1 = now()
     local ok, result, record = pcall(experiments.run, name, nil, { tour = true })
     local took = now() - t1
+    records[#records + 1] = ok and record or { experiment = name, result = { error = tostring(result) } }
     if not ok then
       failed[#failed + 1] = name
       if json then
@@ -82,6 +94,15 @@ function M.main(argv)
     end
     for _, s in ipairs(skipped) do io.stdout:write("  skipped: ", s, "\n") end
     for _, f in ipairs(failed) do io.stdout:write("  FAILED: ", f, "\n") end
+  end
+  if report_path then
+    local html = require "vmlab.html"
+    local wok, werr = html.write(report_path, html.page(records))
+    if not wok then
+      io.stderr:write("vmlab tour: cannot write ", report_path, ": ", tostring(werr), "\n")
+      return 1
+    end
+    io.stdout:write("tour: the lab report is in ", report_path, "\n")
   end
   return #failed > 0 and 1 or 0
 end
