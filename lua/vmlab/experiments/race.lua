@@ -16,7 +16,7 @@ local names = require "vmlab.sum.names"
 local M = {
   name = "race",
   summary = "two processes increment one shared counter: plain increments lose updates, atomics and semaphores don't",
-  params = { increments = 1000000, processes = 2, plain_tries = 4 },
+  params = { increments = 1000000, processes = 2, plain_tries = 5 },
   tour = { increments = 200000 },
   fields = { "processes", "increments", "expected", "atomic", "semaphore", "plain_increments", "plain_expected",
     "plain", "lost", "lost_percent", "plain_tries", "plain_seconds", "atomic_seconds", "semaphore_seconds", "cpus" },

@@ -133,8 +133,11 @@ M.claims = {
       end
       if r.child_shared_bytes then
         local want = r.pages * (r.page_size or vm.page_size)
-        return r.child_shared_bytes >= want, ("the child's smaps: Shared_* %s for %s of data (a page counts as "
-          .. "shared when another process maps it too)"):format(u.bytes(r.child_shared_bytes), u.bytes(want))
+        local holds = r.child_shared_bytes >= want and (r.child_file_pages == nil or r.child_file_pages == r.pages)
+        return holds, ("the child's smaps: Shared_* %s for %s of data (a page counts as shared when another "
+          .. "process maps it too)%s"):format(u.bytes(r.child_shared_bytes), u.bytes(want), r.child_file_pages
+          and (", its PAGEMAP_SCAN: %s of %s pages file-backed/shared"):format(u.count(r.child_file_pages),
+            u.count(r.pages)) or "")
       end
       return nil, "frame numbers hidden (" .. tostring(r.frames_hidden) .. ") and the child reported no smaps Shared_*"
     end,
