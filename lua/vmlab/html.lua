@@ -165,7 +165,8 @@ function M.page(records, opts)
     ("<title>%s</title>"):format(esc(title)),
     "<style>" .. CSS .. "</style></head><body>",
     ("<h1>%s</h1>"):format(esc(title)),
-    ("<p>Made %s on %s (kernel %s). Every sentence under \"What it shows\" was decided from that run's own numbers.</p>")
+    ("<p>Made %s on %s (kernel %s). Every sentence under \"What it shows\" was decided from that run's own " ..
+      "numbers.</p>")
       :format(esc(os.date("!%Y-%m-%d %H:%M UTC")), esc(probes.kernel and "this machine" or "a machine"),
         esc(probe_value(probes.kernel))),
   }

@@ -45,7 +45,7 @@ function M.main(argv)
   local ran, skipped, failed = 0, {}, {}
   local records = {}
   local claims, held, not_held, claims_skipped = 0, 0, {}, 0
-  for i, name in ipairs(names) do
+  for n, name in ipairs(names) do
     local t1 = now()
     local ok, result, record = pcall(experiments.run, name, nil, { tour = true })
     local took = now() - t1
@@ -71,7 +71,7 @@ function M.main(argv)
       if json then
         io.stdout:write(report.json(record), "\n")
       else
-        if i > 1 then io.stdout:write("\n") end
+        if n > 1 then io.stdout:write("\n") end
         io.stdout:write(report.text(record))
         io.stdout:write(("(%s took %.2f s)\n"):format(name, took))
       end

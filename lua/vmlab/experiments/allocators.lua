@@ -145,7 +145,7 @@ function M.run(p)
       end
       local base = rss_at(steps, "start") -- the small blocks come first, into a fresh heap
       local growth = rss_at(steps, "small_allocated") - base
-      local function kept(name) return 100 * (rss_at(steps, name) - base) / math.max(growth, 1) end
+      local function kept(step) return 100 * (rss_at(steps, step) - base) / math.max(growth, 1) end
       local rec = {
         name = name, served_by = c.allocator,
         ns_per_block = step_at(steps, "small_allocated").ns_per_block,
