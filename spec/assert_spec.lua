@@ -83,7 +83,7 @@ describe("assert.rss_grows_by", function()
 end)
 
 describe("assert.rss_unchanged", function()
-  it("passes for writing memory already there, fails for writing fresh memory, with the change in the message", function()
+  it("passes for writing memory already there, fails for fresh memory, with the change in the message", function()
     if sanitized then pending("ASan's shadow memory grows RSS on its own") return end
     local r <close> = fresh((16 << 20) // PAGE)
     local s <close> = fresh((16 << 20) // PAGE)

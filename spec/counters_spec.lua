@@ -112,7 +112,7 @@ describe("fault counters", function()
     r:close()
     if kernel().thp_enabled == "always" then
       -- populated with huge pages where whole ones fit: one fault each
-      assert.is_true(ru >= 1 and ru <= N * 1.02 + 5, ru .. " rusage faults for " .. N .. " populated pages (THP always)")
+      assert.is_true(ru >= 1 and ru <= N * 1.02 + 5, ru .. " rusage faults for " .. N .. " pages (THP always)")
     else
       assert.is_true(within(N, ru, 0.02, 5), ru .. " rusage faults for " .. N .. " populated pages")
     end

@@ -45,10 +45,10 @@ describe("the experiments registry", function()
   end)
 
   it("runs an experiment with the given params laid over its defaults", function()
-    local result, record = experiments.run("faults", { size = 64 * 1024 })
+    local result, record = experiments.run("faults", { size = 16 * vm.page_size })
     assert.equal(16, result.pages)
     assert.equal("faults", record.experiment)
-    assert.equal(64 * 1024, record.params.size)
+    assert.equal(16 * vm.page_size, record.params.size)
     assert.equal("/bin/true", record.params.program) -- the default stays
     assert.equal(result, record.result)
     assert.is_true(record.seconds >= 0)
@@ -95,7 +95,7 @@ describe("a report", function()
   local record = {
     experiment = "demo", summary = "a made-up experiment",
     params = { size = 64 * 1024 * 1024 },
-    system = { page_size = 4096, thp = "madvise", overcommit = 0, kernel = "6.1.0" },
+    system = { page_size = 16384, thp = "madvise", overcommit = 0, kernel = "6.1.0" }, -- a machine, not this one
     result = {
       size = 64 * 1024 * 1024, pages = 16384, seconds = 0.0125, ns_per_page = 762.9,
       address = 0x7ffd12345678, read = { minor_faults = 16384 }, write = { minor_faults = 16385 },
@@ -107,7 +107,7 @@ describe("a report", function()
     local text = report.text(record, { name = "demo", summary = "a made-up experiment" })
     assert.matches("^demo %- a made%-up experiment\n", text)
     assert.matches("params: size=64%.0 MiB", text)
-    assert.matches("system: 4096%-byte pages, THP madvise, overcommit 0", text)
+    assert.matches("system: 16384%-byte pages, THP madvise, overcommit 0", text)
     assert.matches("size%s+64%.0 MiB", text)
     assert.matches("pages%s+16,384", text)
     assert.matches("seconds%s+12%.50 ms", text)
@@ -117,9 +117,44 @@ describe("a report", function()
     assert.matches("unmapped%s+SIGSEGV", text)
   end)
 
-  it("ends with what the numbers show, from the experiment's explain", function()
+  it("ends with the measurements in words, from the experiment's explain", function()
     local e = { name = "demo", summary = "s", explain = function(r) return { ("%d pages"):format(r.pages) } end }
-    assert.matches("What it shows:\n  16384 pages\n$", report.text(record, e))
+    assert.matches("\nIn numbers:\n  16384 pages\n$", report.text(record, e))
+  end)
+
+  it("says each claim's verdict with its evidence, why one did not hold, and explains one that held", function()
+    local e = { name = "demo", summary = "s",
+      claims = {
+        { id = "faults", text = "a first read faults once per page",
+          decide = function(r) return r.read.minor_faults == r.pages, ("%d faults"):format(r.read.minor_faults) end,
+          explain = function() return "each page was mapped on its first touch" end },
+        { id = "cheap", text = "a first read costs no memory",
+          decide = function(r) return r.rss_growth == 0, ("RSS +%d"):format(r.rss_growth),
+            "this made-up kernel gives a read a frame" end,
+          explain = function() return "NOT SAID: the claim did not hold" end },
+        { id = "unknowable", text = "something nothing measures", decide = function() return nil end },
+      },
+      explain = function(r) return { ("%d pages"):format(r.pages) } end }
+    local result = {}
+    for k, v in pairs(record.result) do result[k] = v end
+    result.rss_growth = 64 << 20
+    result.claims = experiments.decide(e, result)
+    local text = report.text({ experiment = "demo", params = record.params, result = result }, e)
+    assert.matches("\nWhat it shows %(each claim decided from this run's numbers%):\n", text)
+    assert.matches("\n  held +a first read faults once per page\n +measured: 16384 faults\n"
+      .. " +each page was mapped on its first touch\n", text)
+    assert.matches("\n  DID NOT HOLD +a first read costs no memory\n +measured: RSS %+67108864\n"
+      .. " +why: this made%-up kernel gives a read a frame\n", text)
+    assert.matches("\n  skipped +something nothing measures\n +why: no evidence available on this machine decides it\n",
+      text)
+    assert.not_matches("NOT SAID", text, 1, true)
+    -- the claims come before the measurements in words
+    assert.is_true(text:find("What it shows", 1, true) < text:find("In numbers:", 1, true))
+    -- and the verdicts travel in the JSON
+    local doc = cjson.decode(report.json({ experiment = "demo", params = {}, result = result }))
+    assert.equal(3, #doc.result.claims)
+    assert.equal(false, doc.result.claims[2].holds)
+    assert.equal("skipped", doc.result.claims[3].holds)
   end)
 
   it("shows a skipped experiment's reason", function()
@@ -128,10 +163,10 @@ describe("a report", function()
   end)
 
   it("formats numbers by the experiment's units table before guessing from names", function()
-    assert.equal("0x1000", report.format("start", 4096))
-    assert.equal("4.0 KiB", report.format("rss", 4096))
-    assert.equal("4,096", report.format("pages", 4096))
-    assert.equal("4.0 KiB", report.format("pages", 4096, { pages = "bytes" }))
+    assert.equal("0x2000", report.format("start", 8192))
+    assert.equal("8.0 KiB", report.format("rss", 8192))
+    assert.equal("8,192", report.format("pages", 8192))
+    assert.equal("8.0 KiB", report.format("pages", 8192, { pages = "bytes" }))
     assert.equal("1.50 s", report.format("seconds", 1.5))
     assert.equal("yes", report.format("ok", true))
     assert.equal("n/a", report.format("x", nil))
@@ -143,7 +178,7 @@ describe("a report", function()
     local doc = cjson.decode(text)
     assert.equal("demo", doc.experiment)
     assert.equal(64 * 1024 * 1024, doc.params.size)
-    assert.equal(4096, doc.system.page_size)
+    assert.equal(16384, doc.system.page_size)
     assert.equal(16384, doc.result.pages)
     assert.equal(0.0125, doc.result.seconds)
   end)

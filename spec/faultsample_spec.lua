@@ -208,3 +208,52 @@ describe("faults.by_region", function()
     assert.equal("boom", err)
   end)
 end)
+
+-- perf refused: perf_event_paranoid 3, a seccomp filter or no perf in the
+-- kernel. Any machine can refuse it to one process: a child whose descriptor
+-- limit is 0 cannot open the perf event (EMFILE), and takes the same paths.
+describe("where the kernel refuses perf events", function()
+  it("the sampler and faults.by_region return nil and the reason; a fault counter falls back to rusage", function()
+    local EMFILE = 24
+    local r, st = vm.child.run(function()
+      local r <close> = assert(vm.mmap(64 * PAGE))
+      r:advise("nohugepage")
+      assert(vm.setrlimit("nofile", 0))
+      local s, msg, errno = vm.fault_sampler()
+      local report, why, code = faults.by_region(function() r:touch("write", { length = 32 * PAGE }) end)
+      local fc <close> = vm.fault_counter("minor")
+      local before = fc:read()
+      r:touch("write", { offset = 32 * PAGE })
+      return { sampler = s == nil, msg = msg, errno = errno, report = report == nil, why = why, code = code,
+        source = fc.source, reason = fc.reason, counted = fc:read() - before }
+    end)
+    assert.is_table(r, st and st.error)
+    assert.is_true(r.sampler, "a sampler opened without a descriptor to hold it")
+    assert.matches("^perf_event_open: Too many open files", r.msg)
+    assert.equal(EMFILE, r.errno)
+    assert.is_true(r.report)
+    assert.matches("Too many open files", r.why)
+    assert.equal(EMFILE, r.code)
+    assert.equal("rusage", r.source)
+    assert.matches("^perf_event_open: Too many open files", r.reason)
+    -- (under ASan the touch faults in shadow memory too)
+    assert.within(r.counted, 32, 32 + (sanitized and 48 or 8), "faults counted by the rusage fallback for 32 pages")
+  end)
+
+  it("is what this machine does where the probes say perf is refused", function()
+    local kernel = require "vmlab.kernel"
+    local k = kernel()
+    local s, msg = vm.fault_sampler()
+    if s then s:close() end
+    if k.perf_faults then
+      -- counting works; sampling needs a ring buffer too, which a limit may still refuse
+      if not s then pending("the kernel counts faults but refuses sampling here: " .. tostring(msg)) end
+      return
+    end
+    assert.is_nil(s, "a sampler opened where the probe says perf is refused: " .. k.how.perf_faults)
+    assert.matches("^perf_event_open: ", msg)
+    local report, why = faults.by_region(function() end)
+    assert.is_nil(report)
+    assert.matches("^perf_event_open: ", why)
+  end)
+end)

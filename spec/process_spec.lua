@@ -2,7 +2,7 @@
 local vm = require "vmlab"
 
 local SANITIZED = os.getenv("VMLAB_SANITIZED") == "1"
-local ESRCH, ENOENT = 3, 2
+local ESRCH, ENOENT, EACCES = 3, 2, 13
 
 -- Run a Lua program in a fresh lua5.4 (same module paths) and return its
 -- stdout (and stderr too when with_stderr).
@@ -211,10 +211,20 @@ end)
 
 describe("spawn", function()
   it("starting a program that does not exist returns nil, the exec error and errno", function()
-    local c, msg, errno = vm.spawn({ "vmlab-no-such-program-here" })
+    local c, msg, errno = vm.spawn({ "/nonexistent/vmlab-no-such-program-here" })
     assert.is_nil(c)
     assert.equal("exec: No such file or directory", msg)
     assert.equal(ENOENT, errno)
+    -- searched for on PATH: ENOENT, or EACCES where a directory on PATH is one
+    -- this user may not search (root's /root/... on a PATH kept by su or sudo)
+    c, msg, errno = vm.spawn({ "vmlab-no-such-program-here" })
+    assert.is_nil(c)
+    if errno == EACCES then
+      assert.equal("exec: Permission denied", msg)
+    else
+      assert.equal("exec: No such file or directory", msg)
+      assert.equal(ENOENT, errno)
+    end
   end)
 
   it("a working directory that does not exist is reported as a chdir error", function()
@@ -386,7 +396,7 @@ describe("vm.child.run", function()
     local r, st = vm.child.run(function() return { f = print } end)
     assert.is_nil(r)
     assert.matches("cannot send a function", st.error)
-    r, st = vm.child.run(function() return ("x"):rep(5000) end, { buffer = 4096 })
+    r, st = vm.child.run(function() return ("x"):rep(5000) end, { buffer = 4000 })
     assert.is_nil(r)
     assert.matches("needs 5005 bytes", st.error)
   end)

@@ -79,7 +79,7 @@ end)
 
 describe("progress.touch", function()
   it("touches in chunks and adds up to what one touch reports, timeline included", function()
-    local pages = 4096
+    local pages = (16 << 20) // PAGE -- 16 MiB
     local r <close> = assert(vm.mmap(pages * PAGE))
     r:advise("nohugepage")
     local out = sink()

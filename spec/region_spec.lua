@@ -43,7 +43,7 @@ describe("a mapped region", function()
   -- memory costs no RSS and the write after it faults again (a copy); where it
   -- does not (pvm_no_zero_page=1, s390, some virtualised kernels), the read
   -- gives each page a frame of its own and the write faults nothing more.
-  it("reading untouched memory faults once per page: no RSS where the kernel maps the zero page, else the size", function()
+  it("reading fresh memory faults once per page: no RSS where the kernel maps the zero page, else the size", function()
     local k = kernel()
     if k.zero_page == nil then return vassert.requires("zero_page") end -- not measured: pending with why
     local size = 64 * 1024 * 1024
@@ -63,7 +63,7 @@ describe("a mapped region", function()
       assert.is_true(w.minor_faults >= t.pages * 0.98, "writing after reading faults again (copy from the zero page)")
     else
       assert.rss_unchanged(function() w = r:touch("write") end, size * 0.05)
-      assert.is_true(w.minor_faults <= t.pages * 0.02 + 8, w.minor_faults .. " faults writing pages a read made resident")
+      assert.is_true(w.minor_faults <= t.pages * 0.02 + 8, w.minor_faults .. " faults writing pages already read")
     end
   end)
 

@@ -2,6 +2,8 @@
 -- vm.shm_open/shm_unlink, atomics, futex wait/wake, semaphores, the race loops.
 local vm = require "vmlab"
 
+local PAGE = vm.page_size -- the objects here are one page
+
 local EEXIST, ENOENT = 17, 2
 local serial = 0
 local function fresh_name()
@@ -81,13 +83,13 @@ describe("vm.shm_open", function()
 
   it("the object disappears from /dev/shm when its creator closes or collects it", function()
     local a, b = fresh_name(), fresh_name()
-    local s = assert(vm.shm_open(a, { create = true, size = 4096 }))
+    local s = assert(vm.shm_open(a, { create = true, size = PAGE }))
     assert.is_true(in_dev_shm(a))
     s:close()
     assert.is_false(in_dev_shm(a))
     s:close() -- twice is harmless
     do -- a region nothing refers to any more
-      assert(vm.shm_open(b, { create = true, size = 4096 }))
+      assert(vm.shm_open(b, { create = true, size = PAGE }))
       assert.is_true(in_dev_shm(b))
     end
     collectgarbage()
@@ -97,7 +99,7 @@ describe("vm.shm_open", function()
 
   it("keep = true leaves the name in place after close", function()
     local name = fresh_name()
-    local s = assert(vm.shm_open(name, { create = true, size = 4096, keep = true }))
+    local s = assert(vm.shm_open(name, { create = true, size = PAGE, keep = true }))
     s:close()
     assert.is_true(in_dev_shm(name))
     assert.is_true(vm.shm_unlink(name))
@@ -105,7 +107,7 @@ describe("vm.shm_open", function()
 
   it("s:unlink() removes the name at once and the mapping keeps working", function()
     local name = fresh_name()
-    local s = assert(vm.shm_open(name, { create = true, size = 4096 }))
+    local s = assert(vm.shm_open(name, { create = true, size = PAGE }))
     assert.is_true(s:unlink())
     assert.is_false(in_dev_shm(name))
     s:atomic_store(0, 42)
@@ -115,7 +117,7 @@ describe("vm.shm_open", function()
 
   it("a forked child closing the region does not unlink the parent's object", function()
     local name = fresh_name()
-    local s = assert(vm.shm_open(name, { create = true, size = 4096 }))
+    local s = assert(vm.shm_open(name, { create = true, size = PAGE }))
     local child = assert(vm.fork(function()
       s:close()
       collectgarbage()
@@ -144,9 +146,9 @@ describe("vm.shm_open", function()
     assert.is_nil(r)
     assert.matches("size 0", msg)
     assert.equal(22, errno)
-    r, msg = vm.shm_open(name, { size = 4096 })
+    r, msg = vm.shm_open(name, { size = PAGE })
     assert.is_nil(r)
-    assert.matches("fewer than the 4096", msg)
+    assert.matches("fewer than the " .. PAGE, msg)
     assert.is_true(vm.shm_unlink(name))
   end)
 
@@ -191,7 +193,7 @@ end)
 
 describe("atomic words", function()
   local s
-  before_each(function() s = assert(vm.shm_open(fresh_name(), { create = true, size = 4096 })) end)
+  before_each(function() s = assert(vm.shm_open(fresh_name(), { create = true, size = PAGE })) end)
   after_each(function() s:close() end)
 
   it("atomic_add returns the value before the add, like fetch_add", function()
@@ -233,9 +235,9 @@ describe("atomic words", function()
     assert.error_matches(function() s:atomic_load(3) end, "offset 3 is not aligned to 8")
     assert.error_matches(function() s:atomic_load(6, 32) end, "offset 6 is not aligned to 4")
     assert.error_matches(function() s:atomic_load(-8) end, "offset must not be negative")
-    assert.error_matches(function() s:atomic_load(4096) end, "offset 4096 %+ 8 bytes is past the end")
-    assert.error_matches(function() s:atomic_store(4092, 1) end, "offset 4092 is not aligned")
-    assert.error_matches(function() s:wait(4096, 0, 0) end, "offset 4096 %+ 4 bytes is past the end")
+    assert.error_matches(function() s:atomic_load(PAGE) end, "offset " .. PAGE .. " %+ 8 bytes is past the end")
+    assert.error_matches(function() s:atomic_store(PAGE - 4, 1) end, "offset " .. PAGE - 4 .. " is not aligned")
+    assert.error_matches(function() s:wait(PAGE, 0, 0) end, "offset " .. PAGE .. " %+ 4 bytes is past the end")
     assert.error_matches(function() s:atomic_load(0, 16) end, "bits must be 32 or 64")
     assert.error_matches(function() s:atomic_store(0, 1 << 32, 32) end, "value does not fit in 32 bits")
     assert.error_matches(function() s:atomic_load(1.5) end, "number has no integer representation")
@@ -280,7 +282,7 @@ end)
 
 describe("futex wait and wake", function()
   local s
-  before_each(function() s = assert(vm.shm_open(fresh_name(), { create = true, size = 4096 })) end)
+  before_each(function() s = assert(vm.shm_open(fresh_name(), { create = true, size = PAGE })) end)
   after_each(function() s:close() end)
 
   it("wait returns 'timeout' when nobody wakes it and 'changed' when the word differs", function()
@@ -309,7 +311,7 @@ describe("futex wait and wake", function()
   end)
 
   it("a private mapping uses a private futex that still times out and wakes", function()
-    local r = assert(vm.mmap(4096))
+    local r = assert(vm.mmap(PAGE))
     assert.equal("timeout", r:wait(0, 0, 0.01))
     assert.equal(0, r:wake(0))
     r:close()
@@ -347,7 +349,7 @@ end)
 
 describe("semaphores in shared memory", function()
   local s
-  before_each(function() s = assert(vm.shm_open(fresh_name(), { create = true, size = 4096 })) end)
+  before_each(function() s = assert(vm.shm_open(fresh_name(), { create = true, size = PAGE })) end)
   after_each(function() s:close() end)
 
   it("count posts and waits, and a wait with timeout 0 does not block", function()
