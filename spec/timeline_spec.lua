@@ -59,6 +59,7 @@ end
 describe("vmlab memtest --json", function()
   it("prints one JSON object whose timeline has a sample at every 128 MiB stop", function()
     local doc, text = json("memtest w 384 --json")
+    local per_mib = MiB // require("vmlab").page_size
     integers_in_json(text)
     assert.equal("memtest", doc.experiment)
     local r = doc.result
@@ -71,7 +72,7 @@ describe("vmlab memtest --json", function()
       assert.is_table(s, ("no sample at the %d MiB stop"):format(stop))
       -- writing: one fault per page so far (a few more for the process itself; one
       -- less where malloc's own header already made the block's first page resident)
-      assert.is_true(s.minor_faults >= stop * 256 - 2 and s.minor_faults <= stop * 256 + 512,
+      assert.is_true(s.minor_faults >= stop * per_mib - 2 and s.minor_faults <= stop * per_mib + 512,
         ("%d faults at %d MiB"):format(s.minor_faults, stop))
     end
     -- the stops the person sees, with the same numbers
@@ -86,12 +87,24 @@ describe("vmlab memtest --json", function()
     end
   end)
 
-  it("reading maps the zero page: the timeline's RSS stays almost flat", function()
+  it("reading: RSS stays flat where the kernel maps the zero page, and the JSON's claims say which", function()
     local doc = json("memtest r 256 --json")
     check_timeline(doc.result.timeline, 256 * MiB, "memtest r")
     local tl = doc.result.timeline
-    assert.is_true(tl[#tl].minor_faults >= 256 * 256 - 2, "faults: " .. tl[#tl].minor_faults)
-    assert.is_true(tl[#tl].rss - tl[1].rss < 16 * MiB, "RSS grew by " .. (tl[#tl].rss - tl[1].rss))
+    local pages = 256 * MiB // require("vmlab").page_size
+    assert.is_true(tl[#tl].minor_faults >= pages - 2, "faults: " .. tl[#tl].minor_faults)
+    local grew = tl[#tl].rss - tl[1].rss
+    local c
+    for _, x in ipairs(doc.result.claims) do if x.id == "rss_follows_writes" then c = x end end
+    assert.is_table(c, "no rss_follows_writes claim in memtest's JSON")
+    if require("vmlab.kernel").has("zero_page") then
+      assert.is_true(grew < 16 * MiB, "RSS grew by " .. grew)
+      assert.equal(true, c.holds, c.evidence)
+    else
+      assert.is_true(grew > 240 * MiB, "RSS grew by " .. grew)
+      assert.equal(false, c.holds, c.evidence)
+      assert.matches("does not map the zero page", c.why)
+    end
   end)
 
   it("shows no progress bar and no prompt when its output is not a terminal", function()

@@ -8,6 +8,9 @@
 -- The touch is sampled (a timeline: every 1 MiB and at every stop):
 -- --plot writes it as an SVG chart, --json prints one JSON object with it
 -- (and nothing else: no bar, no waiting).
+-- Its closing words are the lazy experiment's claims, decided from memtest's
+-- own stops (VIRT and RES before and after malloc and at the end), its fault
+-- count and PAGEMAP_SCAN: whether a read left RES alone is measured, not told.
 local vm = require "vmlab"
 local units = vm.units
 
@@ -24,7 +27,7 @@ end
 
 local function usage(out)
   out:write("usage: vmlab memtest r|w SIZE_MiB [--pause SECONDS] [--force] [--json] [--plot FILE.svg]\n",
-    "  r: read every page (the zero page: RES stays), w: write every page (RES grows)\n",
+    "  r: read every page, w: write every page (then it says what RES did, and why where it knows)\n",
     "  SIZE: 512 (MiB), or with a unit: 512MiB, 2GiB\n",
     "  --pause S: sleep S seconds at each 128 MiB stop instead of waiting for Enter\n",
     "  --force: allow a write bigger than MemAvailable\n",
@@ -70,6 +73,23 @@ end
 local function statm()
   local s = vm.proc.statm()
   return s.size, s.resident
+end
+
+--- memtest's numbers as a result of the lazy experiment (malloc, then a read
+-- or a write of every page), with lazy's claims decided from them.
+-- @param o the options (mode, size); stops: before malloc, after malloc, ..., the last
+-- @return { alloc=, mode=, size=, ..., claims = { decided claims } }
+function M.claims(o, stops, t, pages, scan)
+  local experiments = require "vmlab.experiments"
+  local before, alloc, last = stops[1], stops[2], stops[#stops]
+  local result = {
+    alloc = "malloc", mode = o.mode, size = o.size, pages = pages, written = o.mode == "write" and o.size or 0,
+    virt_growth = alloc.virt - before.virt, rss_growth_alloc = alloc.rss - before.rss,
+    rss_growth_touch = last.rss - alloc.rss, minor_faults_touch = t.minor_faults,
+    pfnzero = scan and scan.pfnzero,
+  }
+  result.claims = experiments.decide(experiments.get("lazy"), result)
+  return result
 end
 
 function M.main(argv)
@@ -120,7 +140,7 @@ function M.main(argv)
   end
   show(("after malloc(%s)"):format(units.bytes(o.size)))
   stop()
-  h:advise("nohugepage") -- 4 KiB pages: one fault per page, as in the lab
+  h:advise("nohugepage") -- base pages: one fault per page, as in the lab
   -- Chunks of 16 MiB with a bar between them (on a terminal, not with --json);
   -- every 128 MiB (a chunk boundary, so the timeline has a sample there) a stop.
   local t = require("vmlab.progress").touch(h, o.mode, {
@@ -138,19 +158,23 @@ function M.main(argv)
   })
   local faults = t.minor_faults + t.major_faults
   local pages = (o.size + vm.page_size - 1) // vm.page_size
-  out:write(("done: %s page faults for %s pages; %s\n"):format(units.count(faults), units.count(pages),
-    o.mode == "read" and "reads mapped the zero page, so RES barely moved"
-      or "each written page got its own frame, so RES grew by the size"))
+  local scan = h:scan() -- PAGEMAP_SCAN (Linux 6.7+): pages on the zero page, no privilege needed
   h:close()
+  local claims = M.claims(o, stops, t, pages, scan)
+  out:write(("done: %s page faults for %s pages; RES %s%s\n"):format(units.count(faults), units.count(pages),
+    stops[#stops].rss >= stops[2].rss and "+" or "", units.bytes(stops[#stops].rss - stops[2].rss)))
+  for _, line in ipairs(require("vmlab.report").claims_lines({}, claims, require("vmlab.experiments").get("lazy"))) do
+    out:write(line, "\n")
+  end
   if o.json then
     local report = require "vmlab.report"
     io.stdout:write(report.json {
       experiment = "memtest",
       params = { mode = o.mode, size = o.size },
-      system = require("vmlab.experiments").system_info(),
+      system = require("vmlab.experiments").system_record(),
       result = { mode = o.mode, size = o.size, pages = pages, bytes = t.bytes, seconds = t.seconds,
                  minor_faults = t.minor_faults, major_faults = t.major_faults, stops = stops,
-                 timeline = t.timeline },
+                 pfnzero = claims.pfnzero, claims = claims.claims, timeline = t.timeline },
     }, "\n")
   end
   if o.plot then

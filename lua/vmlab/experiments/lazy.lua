@@ -102,7 +102,7 @@ M.claims = {
         ("RES %s at %s(%s)"):format(signed(r.rss_growth_alloc), r.alloc, u.bytes(r.size))
     end },
   { id = "first_touch_faults",
-    text = "every page faults once, at its first touch (a write, or a read with --mode read)",
+    text = "every page faults once, at its first touch (a write, or a read)",
     decide = function(r)
       return per_page(r.minor_faults_touch, r.pages, 0.9, 1.1),
         ("the first %s of %s pages cost %s minor faults"):format(r.mode, u.count(r.pages),
