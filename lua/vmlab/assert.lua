@@ -108,6 +108,12 @@ end
 -- "zero_page", "pfns_visible", "perf_faults", "thp", "hugetlb", "swap", "root", ...)?
 -- Where one is missing, the running busted test is marked pending with the
 -- reason and false is returned: `if not need("zero_page") then return end`.
+-- (Inside busted, pending() ends the test at once by throwing a pending
+-- marker; the `return` is for code run outside busted, where nothing is
+-- marked.) Names unknown to vmlab.kernel.has raise an error.
+-- To test the other kind of machine too, branch on the probe itself
+-- (`require("vmlab.kernel")().zero_page`: true, false, or nil when it could
+-- not be measured) and assert what that kernel does.
 function M.requires(...)
   local kernel = require "vmlab.kernel"
   for i = 1, select("#", ...) do
