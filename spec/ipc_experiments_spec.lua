@@ -17,7 +17,7 @@ end
 -- a claim a noisy machine may not show: decided (held or not) where the machine can show it
 local function timing_decided(result, id)
   local c = experiments.claim(result, id)
-  if c.expected == false then return pending("this machine cannot show it: " .. tostring(c.why)) end
+  if c.expected == false then return vassert.pending("this machine cannot show it: " .. tostring(c.why)) end
   assert.is_true(c.holds == true or c.holds == false, id .. " was not decided: " .. tostring(c.why))
   assert.is_true(type(c.evidence) == "string" and #c.evidence > 0)
   if c.holds == false then assert.is_true(type(c.why) == "string" and #c.why > 0) end
@@ -126,7 +126,7 @@ end)
 describe("the ipc experiment", function()
   local r
   setup(function()
-    r = experiments.run("ipc", { sizes = "64,4096", budget = 0.02, round_trips = 2000, stream_messages = 2000 })
+    r = experiments.run("ipc", { sizes = "64," .. P, budget = 0.02, round_trips = 2000, stream_messages = 2000 })
   end)
 
   it("measures every method at every size, on one core and on two", function()
@@ -141,7 +141,7 @@ describe("the ipc experiment", function()
       end
     end
     for _, m in ipairs({ "shm-futex", "shm-spin", "pipe", "unix-socket", "mqueue" }) do
-      for _, size in ipairs({ 64, 4096 }) do
+      for _, size in ipairs({ 64, P }) do
         for _, pl in ipairs({ "same-core", "cross-core" }) do
           local row = seen[m .. "/" .. size .. "/" .. pl]
           assert.is_table(row, m .. " " .. size .. " " .. pl)

@@ -12,9 +12,11 @@ local vm = require "vmlab"
 local M = {
   name = "ipc",
   summary = "IPC methods measured: round-trip latency and bandwidth of shm (futex, spin), pipe, socket, mqueue",
-  params = { sizes = "64,4096,65536", methods = "shm-futex,shm-spin,pipe,unix-socket,mqueue",
-    placements = "same-core,cross-core", budget = 0.2, round_trips = 100000, stream_messages = 100000 },
-  tour = { sizes = "64,4096", budget = 0.05 },
+  -- message sizes: a cache line, a page, 16 pages
+  params = { sizes = ("64,%d,%d"):format(vm.page_size, 16 * vm.page_size),
+    methods = "shm-futex,shm-spin,pipe,unix-socket,mqueue", placements = "same-core,cross-core", budget = 0.2,
+    round_trips = 100000, stream_messages = 100000 },
+  tour = { sizes = "64," .. vm.page_size, budget = 0.05 },
   units = { message_bytes = "bytes", round_trip_ns = "ns", bytes_per_second = "bytes", round_trips = "count" },
   fields = { "cpus", "methods" },
 }
