@@ -294,7 +294,8 @@ static void page_span(lua_State *L, vmlab_region *r, int off_idx, int len_idx, u
 
 static const char *const advice_names[] = {"normal", "random", "sequential", "willneed", "dontneed", "free",
                                            "hugepage", "nohugepage", "cold", "pageout", "populate_read",
-                                           "populate_write", "remove", "dontfork", "dofork", NULL};
+                                           "populate_write", "remove", "dontfork", "dofork", "mergeable",
+                                           "unmergeable", NULL};
 static const int advice_values[] = {
     MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED,
 #ifdef MADV_FREE
@@ -313,7 +314,13 @@ static const int advice_values[] = {
 #else
     22, 23,
 #endif
-    MADV_REMOVE, MADV_DONTFORK, MADV_DOFORK};
+    MADV_REMOVE, MADV_DONTFORK, MADV_DOFORK,
+#ifdef MADV_MERGEABLE
+    MADV_MERGEABLE, MADV_UNMERGEABLE,
+#else
+    -1, -1,
+#endif
+};
 
 /* r:advise(advice, offset, length) -- madvise(2) */
 static int region_advise(lua_State *L) {

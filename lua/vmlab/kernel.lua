@@ -310,7 +310,8 @@ end
 --- Is requirement `name` met by this machine? A requirement is a probe field
 -- that must be true (`"zero_page"`, `"pfns_visible"`, `"perf_faults"`,
 -- `"root"`, ...), or one of "thp" (THP not "never"), "hugetlb" (free hugetlb
--- pages), "swap" (swap configured), "ksm_running", "no_sanitizer" (no
+-- pages), "swap" (swap configured), "no_swap" (none), "ksm_running", "ksm_usable" (KSM running, or
+-- built in and this process is root, so it may start it), "no_sanitizer" (no
 -- AddressSanitizer in this process: malloc and SIGSEGV are the C library's and the kernel's).
 -- Also "glibc_heap" and "madv_populate" (see M.measured_once above).
 -- "two_cpus": this process may run on two CPUs at once (Cpus_allowed_list).
@@ -327,6 +328,13 @@ function M.has(name)
   elseif name == "swap" then
     if (k.swap_total or 0) > 0 then return true end
     why = "this machine has no swap (SwapTotal 0)"
+  elseif name == "no_swap" then -- what MADV_PAGEOUT does without swap (the swap experiment)
+    if (k.swap_total or 0) == 0 then return true end
+    why = ("this machine has swap (SwapTotal %s)"):format(bytes(k.swap_total))
+  elseif name == "ksm_usable" then -- KSM runs, or this process may start it (the ksm experiment)
+    if k.ksm_run == 1 or (k.ksm and k.root) then return true end
+    why = not k.ksm and "this kernel has no KSM (no /sys/kernel/mm/ksm/run)"
+      or ("KSM is not running (/sys/kernel/mm/ksm/run is %s) and only root may start it"):format(tostring(k.ksm_run))
   elseif name == "ksm_running" then
     if k.ksm_run == 1 then return true end
     why = k.ksm and "KSM is not running (/sys/kernel/mm/ksm/run is " .. tostring(k.ksm_run) .. ")"
