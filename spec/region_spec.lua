@@ -204,7 +204,7 @@ describe("a mapped region", function()
   end)
 
   it("aligns a region to a huge page (or any power of two) when asked", function()
-    local huge = kernel().huge_page_size or 2 * 1024 * 1024
+    local huge = kernel().huge_page_size or 512 * PAGE
     local r <close> = assert(vm.mmap(2 * huge, { fixed_align = huge }))
     assert.equal(0, r.address % huge)
     local s <close> = assert(vm.mmap(PAGE, { fixed_align = 16 * PAGE }))
