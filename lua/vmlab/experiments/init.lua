@@ -43,7 +43,7 @@ local experiments = {}
 local lab_order = {
   "lazy", "read-write", "faults", "cow", "regions", "stack-guard", "segfault", "overcommit",
   "madvise", "mlock", "thp", "file-mmap", "page-table", "tlb", "calloc-realloc", "allocators", "shm-frames",
-  "race", "ipc", "oom",
+  "race", "ipc", "oom", "swap", "ksm",
 }
 local rank = {}
 for i, n in ipairs(lab_order) do rank[n] = i end
