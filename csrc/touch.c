@@ -149,6 +149,7 @@ __attribute__((noinline)) static int touch_link(lua_State *L, volatile unsigned 
 
 #define TOUCH_HOOK_KEY "vmlab.touch_hook"
 #define TOUCH_HOOK_BYTES ((size_t)64 << 20)
+#define TOUCH_HOOK_ACCESSES ((size_t)16384) /* 64 MiB of 4 KiB pages */
 
 /* Push the hook and return 1, or push nothing and return 0. */
 static int touch_hook_push(lua_State *L) {
@@ -158,10 +159,12 @@ static int touch_hook_push(lua_State *L) {
 }
 
 /* vm.set_touch_hook(fn or nil) -> the previous hook. While set, every
-   r:touch walks in pieces of about 64 MiB and calls fn(bytes_walked,
+   r:touch walks in pieces of about 64 MiB (and at least 16384 accesses, so
+   with a huge stride a piece is longer) and calls fn(bytes_walked,
    bytes_total, minor_faults_so_far) after each (outside the loop, so the loop
    itself is unchanged): how `vmlab run` draws a progress bar for experiments
-   that touch memory. Not called for order = "chase". While the hook runs, the
+   that touch memory. Not called for order = "chase". The time and faults the
+   hook itself costs are left out of the touch's result. While the hook runs, the
    region being walked refuses close, realloc, protect and advice that drops
    its contents ("the region is in use by touch"). */
 static int touch_set_hook(lua_State *L) {
@@ -291,22 +294,32 @@ static int touch_region(lua_State *L) {
   if (!hooked) {
     touch_guarded(L, &w, &nsamples);
     if (nsamples == SIZE_MAX) return luaL_error(L, "touch (chase): the chain was changed during the walk");
-  } else { /* in pieces of about 64 MiB (at least one access; whole sample intervals when they are
-              shorter), the hook after each */
+  } else { /* in pieces of about 64 MiB, the hook after each: at least TOUCH_HOOK_ACCESSES accesses (so
+              a stride over 64 MiB still walks, and the time around each hook call stays small next to
+              the walk), whole sample intervals when they are shorter */
     size_t piece = TOUCH_HOOK_BYTES / step;
-    if (piece == 0) piece = 1;
+    if (piece < TOUCH_HOOK_ACCESSES) piece = TOUCH_HOOK_ACCESSES;
     if (sample > 0 && per_chunk <= piece) piece = (piece + per_chunk - 1) / per_chunk * per_chunk;
     for (size_t k = 0; k < total_accesses; k = w.to) {
       w.from = k;
       w.to = total_accesses - k <= piece ? total_accesses : k + piece;
       touch_guarded(L, &w, &nsamples);
-      long minor, major;
+      long minor, major, minor_h, major_h;
       vmlab_faults_now(&minor, &major);
+      double h0 = vmlab_now();
       lua_pushvalue(L, hook);
       lua_pushinteger(L, (lua_Integer)touch_walked(&w, w.to));
       lua_pushinteger(L, (lua_Integer)total);
       lua_pushinteger(L, minor - minor0);
       lua_call(L, 3, 0);
+      /* the hook's own time and faults are not the walk's: leave them out */
+      vmlab_faults_now(&minor_h, &major_h);
+      t0 += vmlab_now() - h0;
+      minor0 += minor_h - minor;
+      major0 += major_h - major;
+      w.t0 = t0;
+      w.minor0 = minor0;
+      w.major0 = major0;
       /* close, realloc and protect refuse while the hold is on; never walk on through a stale pointer */
       if (r->addr != addr0 || r->size != size0)
         return luaL_error(L, "touch: the region changed under the walk (in the touch hook)");

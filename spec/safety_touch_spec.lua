@@ -138,18 +138,23 @@ describe("safety: touch", function()
     assert.matches("passes", err)
   end)
 
-  it("with a stride over 64 MiB, a touch hook still sees the walk end, once per stride", function()
+  it("with a stride over 64 MiB, r:touch under a touch hook returns and the hook sees the walk end", function()
     local result, status = in_child(function()
       local r = assert(vm.mmap(256 * MiB, { noreserve = true }))
-      local calls = 0
-      vm.set_touch_hook(function() calls = calls + 1 end)
+      local seen = {}
+      vm.set_touch_hook(function(done, total) seen[#seen + 1] = { done, total } end)
       local t = r:touch("read", { stride = 128 * MiB })
-      return { pages = t.pages, calls = calls }
+      local many = r:touch("read", { stride = 128 * MiB, passes = 20000 }) -- 40,000 accesses
+      return { pages = t.pages, seen = seen, many = many.pages }
     end)
     assert.is_false(status.timed_out or false, "r:touch never returned")
     assert.is_nil(status.error)
     assert.equal(2, result.pages)
-    assert.equal(2, result.calls)
+    assert.equal(40000, result.many)
+    -- the hook runs after pieces of at least 16384 accesses: 1 for the first walk, 3 for the second
+    assert.equal(4, #result.seen)
+    assert.same({ 256 * MiB, 256 * MiB }, result.seen[1])
+    assert.same({ 20000 * 256 * MiB, 20000 * 256 * MiB }, result.seen[4])
   end)
 
   it("without sample, a touch hook runs about every 64 MiB, not once at the end", function()

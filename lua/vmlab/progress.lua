@@ -120,6 +120,9 @@ function M.during_touches(opts)
   if not bar.enabled then return function() end end
   local previous = core.set_touch_hook(function(done, total, faults)
     if total ~= bar.total then bar.total, bar.last = total, -math.huge end -- a new touch: draw at once
+    -- called after every piece (every access when the stride is over 64 MiB):
+    -- read /proc only when the bar is redrawn
+    if done < total and core.now() - bar.last < bar.interval then return end
     bar:update(done, { rss = rss_now(), faults = faults })
   end)
   return function()
