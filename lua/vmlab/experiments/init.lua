@@ -185,7 +185,7 @@ function experiments.decide(e, result)
   local out = {}
   local k = require("vmlab.kernel")()
   for _, c in ipairs(e.claims or {}) do
-    local rec = { id = c.id, text = c.text }
+    local rec = { id = c.id, text = c.text, timing = c.timing or nil }
     local cannot = unmet(c)
     rec.expected = cannot == nil -- the probes say this machine can show it
     if result.skipped then

@@ -25,9 +25,11 @@ local M = {
     child_shared_bytes = "bytes", child_file_pages = "count", frames_hidden = "text" },
 }
 
-local function peer_program() return package.searchpath("vmlab.sum.peer_main", package.path) end
+local function peer_program()
+  return package.searchpath("vmlab.experiments.shm-frames.child", package.path)
+end
 
--- The report area after the data pages (written by the child, vmlab/sum/peer_main.lua):
+-- The report area after the data pages (written by the child, shm-frames/child.lua):
 --   +0 its mapping's address, +8 its pid, +16 PAGES or -1 (frames hidden), +16+8*i frame of page i;
 --   then, where the child reports them (else they stay -1): +24+8*PAGES its smaps Shared_Clean +
 --   Shared_Dirty bytes of the mapping, +32+8*PAGES its PAGEMAP_SCAN file pages of the data.
@@ -62,7 +64,7 @@ function M.run(p)
   s:atomic_store(extras + 8, -1)
   local parent_frames, hidden = s:frames(0, pages)
 
-  local prog = assert(peer_program(), "cannot find vmlab/sum/peer_main.lua on package.path")
+  local prog = assert(peer_program(), "cannot find vmlab/experiments/shm-frames/child.lua on package.path")
   local child = assert(vm.spawn({ os.getenv("VMLAB_LUA") or "lua5.4", prog, s.name, tostring(pages) },
     { env = { LUA_PATH = package.path, LUA_CPATH = package.cpath }, stdin = "/dev/null", death_signal = "KILL" }))
   local st = child:wait({ timeout = 60 })
@@ -125,7 +127,6 @@ M.claims = {
     end },
   { id = "same_frames",
     text = "the two mappings sit on the same physical frames: two page tables, one memory",
-    requires = "pfns_visible",
     decide = function(r)
       if r.frames_equal then
         return r.frames_equal == r.pages, ("pagemap: %s of %s pages on the same frame in both processes")
