@@ -103,7 +103,9 @@ end
 local function merged_count(t, r)
   if t.merging_pages then return t.merging_pages, "ksm_stat" end
   if t.smaps_ksm then return t.smaps_ksm // vm.page_size, "smaps KSM" end
-  if require("vmlab.kernel")().pagemap_exclusive and t.exclusive_pages then return r.pages - t.exclusive_pages, "pagemap" end
+  if require("vmlab.kernel")().pagemap_exclusive and t.exclusive_pages then
+    return r.pages - t.exclusive_pages, "pagemap"
+  end
   return nil
 end
 

@@ -133,21 +133,29 @@ function M.sweep()
   return removed
 end
 
+--- Why directory `dir` cannot hold a swap file of `bytes` (its filesystem,
+-- its name, its free space), or nil and its filesystem type when it can.
+function M.check_dir(dir, bytes)
+  local fs, ferr = fstype(dir)
+  if not fs then return ("%s: cannot tell its filesystem: %s"):format(dir, tostring(ferr)) end
+  local base = fs:match("^(%w+)")
+  if REFUSED_FS[fs] or REFUSED_FS[base or ""] then
+    return ("%s is on %s: %s"):format(dir, fs, REFUSED_FS[fs] or REFUSED_FS[base])
+  end
+  if dir:find("[^%w/._%-]") then return ("%s: a directory name with unusual characters"):format(dir) end
+  local free = free_bytes(dir)
+  if free and free < bytes + 64 * MiB then
+    return ("%s has %s free, too little for a %s swap file"):format(dir, vm.units.bytes(free),
+      vm.units.bytes(bytes))
+  end
+  return nil, fs
+end
+
 -- A swap file of `bytes` in dir, on. Returns the record, or nil and why.
 -- `u` (an undo list, not yet armed) gets the steps that take it away.
 local function try_swapfile(dir, bytes, u)
-  local fs, ferr = fstype(dir)
-  if not fs then return nil, ("%s: cannot tell its filesystem: %s"):format(dir, tostring(ferr)) end
-  local base = fs:match("^(%w+)")
-  if REFUSED_FS[fs] or REFUSED_FS[base or ""] then
-    return nil, ("%s is on %s: %s"):format(dir, fs, REFUSED_FS[fs] or REFUSED_FS[base])
-  end
-  if dir:find("[^%w/._%-]") then return nil, ("%s: a directory name with unusual characters"):format(dir) end
-  local free = free_bytes(dir)
-  if free and free < bytes + 64 * MiB then
-    return nil, ("%s has %s free, too little for a %s swap file"):format(dir, vm.units.bytes(free),
-      vm.units.bytes(bytes))
-  end
+  local refused, fs = M.check_dir(dir, bytes)
+  if refused then return nil, refused end
   counter = counter + 1
   local d = ("%s/vmlab-swap-%d-%d"):format(dir, vm.getpid(), counter)
   local f = d .. "/swapfile"
