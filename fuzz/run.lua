@@ -1,3 +1,4 @@
+-- luacheck: max line length 180
 --- fuzz/run.lua: the fuzz driver. Runs batches of fuzz/fuzz.lua, each in a
 -- fresh process (fuzz/batch.sh), a few at a time, prints one line per batch
 -- and a summary:
