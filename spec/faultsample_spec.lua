@@ -215,8 +215,10 @@ end)
 describe("where the kernel refuses perf events", function()
   it("the sampler and faults.by_region return nil and the reason; a fault counter falls back to rusage", function()
     local EMFILE = 24
+    local N = 512 -- pages the counter counts: the interpreter's own copy-on-write faults in the
+    --              forked child (its heap is shared with the parent) are few against them
     local r, st = vm.child.run(function()
-      local r <close> = assert(vm.mmap(64 * PAGE))
+      local r <close> = assert(vm.mmap((32 + N) * PAGE))
       r:advise("nohugepage")
       assert(vm.setrlimit("nofile", 0))
       local s, msg, errno = vm.fault_sampler()
@@ -237,7 +239,7 @@ describe("where the kernel refuses perf events", function()
     assert.equal("rusage", r.source)
     assert.matches("^perf_event_open: Too many open files", r.reason)
     -- (under ASan the touch faults in shadow memory too)
-    assert.within(r.counted, 32, 32 + (sanitized and 48 or 8), "faults counted by the rusage fallback for 32 pages")
+    assert.within(r.counted, N, N + (sanitized and 128 or 64), ("rusage fallback's faults for %d pages"):format(N))
   end)
 
   it("is what this machine does where the probes say perf is refused", function()
