@@ -23,7 +23,8 @@ describe("the oom experiment", function()
 
   it("shows malloc returning NULL under RLIMIT_AS, on any machine", function()
     vassert.claim_holds(r, "rlimit_null")
-    assert.within(r.rlimit.bytes_written, 8 * MiB, 17 * MiB, "bytes malloc'd before NULL")
+    -- the limit is on the whole address space: what malloc got depends on what else was mapped
+    assert.within(r.rlimit.bytes_written, 4 * MiB, 24 * MiB, "bytes malloc'd before NULL")
   end)
 
   it("leaves no vmlab cgroup behind", function()

@@ -10,8 +10,9 @@
 --     claims = {                                   -- what the lab says this run shows, each decided
 --       { id = "read_faults", text = "a first read faults once per page",   -- from the result:
 --         requires = "zero_page",                  -- optional: vmlab.kernel.has() names (a string or a
---                                                  -- list): where one is unmet the claim may fail, and
---                                                  -- its reason becomes the claim's `why`
+--                                                  -- list, or a function of the result returning them):
+--                                                  -- where one is unmet the claim may fail, and its
+--                                                  -- reason becomes the claim's `why`
 --         decide = function(result, kernel) return holds, evidence, why end,
 --                                                  -- holds: true | false | nil (nothing decides it)
 --         explain = function(result) return "line" end },    -- optional: said when it held
@@ -163,9 +164,11 @@ function experiments.system_record()
   return s
 end
 
--- The first unmet requirement of a claim: nil, or its reason.
-local function unmet(claim)
+-- The first unmet requirement of a claim (for this result: `requires` may be
+-- a function of it): nil, or its reason.
+local function unmet(claim, result)
   local req = claim.requires
+  if type(req) == "function" then req = req(result or {}) end
   if req == nil then return nil end
   local kernel = require "vmlab.kernel"
   for _, name in ipairs(type(req) == "table" and req or { req }) do
@@ -186,7 +189,7 @@ function experiments.decide(e, result)
   local k = require("vmlab.kernel")()
   for _, c in ipairs(e.claims or {}) do
     local rec = { id = c.id, text = c.text, timing = c.timing or nil }
-    local cannot = unmet(c)
+    local cannot = unmet(c, result)
     rec.expected = cannot == nil -- the probes say this machine can show it
     if result.skipped then
       rec.holds, rec.why = "skipped", tostring(result.skipped)

@@ -115,6 +115,8 @@ M.claims = {
     end },
   { id = "rss_follows_writes",
     text = "RES grows by what was written and no more: pages only read take no memory",
+    -- reading private memory takes none only where reads map the zero page
+    requires = function(r) return r.mode == "read" and r.alloc ~= "shared" and "zero_page" or nil end,
     decide = function(r, k)
       local ev = (r.mode == "write" and "wrote %s: RES %s" or "read %s, wrote none of it: RES %s")
         :format(u.bytes(r.size), signed(r.rss_growth_touch))
