@@ -37,9 +37,10 @@ int vmlab_to_signal(lua_State *L, int idx, int def, const char *opt) {
     sig = memchr(name, '\0', len) != NULL ? -1 : vmlab_signal_number(name);
     if (sig < 0) why = lua_pushfstring(L, "unknown signal name '%s'", name);
   } else if (t == LUA_TNUMBER) {
-    sig = (int)lua_tointeger(L, idx);
-    if (!lua_isinteger(L, idx) || lua_tointeger(L, idx) < 0 || lua_tointeger(L, idx) >= NSIG)
-      why = "signal number out of range";
+    int isint = 0;
+    lua_Integer n = lua_tointegerx(L, idx, &isint); /* 15.0 is 15; 15.5 and 2^32+15 are none */
+    if (!isint || n < 0 || n >= NSIG) why = "signal number out of range";
+    else sig = (int)n;
   } else if (t != LUA_TNIL && t != LUA_TNONE) {
     why = lua_pushfstring(L, "signal name or number expected, got %s", luaL_typename(L, idx));
   }
