@@ -137,15 +137,6 @@ int vmlab_opt_bool_field(lua_State *L, int idx, const char *k, int def) {
   return v;
 }
 
-/* The string stays valid while the options table holds it. */
-const char *vmlab_opt_string_field(lua_State *L, int idx, const char *k,
-                                   const char *def) {
-  if (!opt_field(L, idx, k, LUA_TSTRING)) return def;
-  const char *v = lua_tostring(L, -1);
-  lua_pop(L, 1);
-  return v;
-}
-
 void vmlab_check_known_fields(lua_State *L, int idx, const char *const known[]) {
   if (lua_isnoneornil(L, idx)) return;
   luaL_checktype(L, idx, LUA_TTABLE);

@@ -108,15 +108,11 @@ void vmlab_check_range(lua_State *L, int off_idx, int len_idx, size_t size,
 /* Same, reading "offset" and "length" fields of the table at idx (or none). */
 void vmlab_field_range(lua_State *L, int idx, size_t size, size_t *off,
                        size_t *len);
-/* Optional integer/boolean/string field of an options table (idx may be none). */
+/* Optional integer/boolean field of an options table (idx may be none); string
+   fields: vmlab_push_string_field, vmlab_opt_option_field below. */
 lua_Integer vmlab_opt_int_field(lua_State *L, int idx, const char *k,
                                 lua_Integer def);
 int vmlab_opt_bool_field(lua_State *L, int idx, const char *k, int def);
-/* NOT anchored: the string is popped before it is returned, so a value an
-   __index metamethod made may be freed by the next allocation. Use
-   vmlab_push_string_field (paths) or vmlab_opt_option_field (names). */
-const char *vmlab_opt_string_field(lua_State *L, int idx, const char *k,
-                                   const char *def);
 /* Raise if the table at idx has a key that is not in the NULL-ended list. */
 void vmlab_check_known_fields(lua_State *L, int idx, const char *const known[]);
 /* Argument idx as an integer lo..hi (the range of the C type it becomes);
