@@ -364,21 +364,20 @@ function M.has(name)
     why = ("this process's malloc is %s, not glibc's (%s)"):format(k.allocator, k.how.allocator)
   elseif name == "preloadable_malloc" then
     if k.allocator ~= "asan" then return true end
-    why = "AddressSanitizer's malloc serves this process and every child it starts: LD_PRELOAD cannot replace it"
+    why = ("AddressSanitizer's malloc serves this process and every child it starts: LD_PRELOAD cannot replace it " ..
+      "(%s)"):format(k.how.allocator)
   elseif name == "zero_page" then
     if k.zero_page then return true end
     why = k.zero_page == false and "this kernel does not map the zero page for read faults ("
         .. k.how.zero_page .. ")"
       or "whether this kernel maps the zero page could not be measured (" .. tostring(k.how.zero_page) .. ")"
   elseif name == "no_sanitizer" then
-    -- a process property: AddressSanitizer (LD_PRELOADed or linked in) replaces
-    -- malloc and catches SIGSEGV itself, so the C library's heap and the
-    -- kernel's default action on a fault cannot be shown under it
-    local maps = slurp("/proc/self/maps") or ""
-    local lib = maps:match("[^\n/]*lib[%w_]*asan[%w_.%-]*")
-    if not lib then return true end
-    why = ("AddressSanitizer is loaded in this process (/proc/self/maps maps %s): it replaces malloc " ..
-      "and handles SIGSEGV itself"):format(lib)
+    -- AddressSanitizer (LD_PRELOADed or linked in) replaces malloc and
+    -- catches SIGSEGV itself, so the C library's heap and the kernel's
+    -- default action on a fault cannot be shown under it
+    if k.allocator ~= "asan" then return true end
+    why = ("AddressSanitizer is loaded in this process (%s): it replaces malloc and handles SIGSEGV itself")
+      :format(k.how.allocator)
   elseif name == "glibc_heap" or name == "madv_populate" then
     local ok
     ok, why = M.measured_once(name)
