@@ -378,6 +378,18 @@ static int process_get_parent_death_signal(lua_State *L) {
   return 1;
 }
 
+/* vm.set_process_name(name) -> true or nil, msg, errno: the name ps, top,
+   htop (in comm mode), pgrep without -f and /proc/self/comm show for this
+   thread (at most 15 bytes are kept). See prctl(2) PR_SET_NAME. */
+static int process_set_process_name(lua_State *L) {
+  size_t len;
+  const char *name = luaL_checklstring(L, 1, &len);
+  luaL_argcheck(L, len > 0 && memchr(name, '\0', len) == NULL, 1, "a name without NUL bytes expected");
+  if (prctl(PR_SET_NAME, (unsigned long)name, 0UL, 0UL, 0UL) != 0) return vmlab_push_syserror(L, "prctl", errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 void vmlab_open_process(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"wait", child_wait}, {"kill", child_kill}, {"running", child_running}, {NULL, NULL}};
@@ -389,6 +401,7 @@ void vmlab_open_process(lua_State *L) {
       {"exit", process_exit},
       {"set_parent_death_signal", process_set_parent_death_signal},
       {"get_parent_death_signal", process_get_parent_death_signal},
+      {"set_process_name", process_set_process_name},
       {NULL, NULL}};
   vmlab_new_class(L, VMLAB_CHILD_MT, methods, child_index, child_release, child_tostring);
   luaL_setfuncs(L, funcs, 0);

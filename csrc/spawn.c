@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -157,7 +158,9 @@ static int spawn_redirect_fd(lua_State *L, int v, int flags) {
 
 /* In the spawned child: redirect, chdir, exec; report failure and _exit. */
 static void spawn_child_main(int errfd, const int fds[3], const char *cwd, int deathsig,
-                                pid_t parent, char **argv, char **envp) {
+                                pid_t parent, char **argv, char **envp, const char *argv0) {
+  const char *file = argv[0];
+  if (argv0 != NULL) argv[0] = (char *)argv0; /* this process's own copy (after fork) */
   spawn_exec_error e = {0, 0};
   sigset_t none;
   sigemptyset(&none);
@@ -183,7 +186,7 @@ static void spawn_child_main(int errfd, const int fds[3], const char *cwd, int d
     e.stage = 1;
     goto fail;
   }
-  execvpe(argv[0], argv, envp);
+  execvpe(file, argv, envp);
 fail:
   e.err = errno;
   while (write(errfd, &e, sizeof e) < 0 && errno == EINTR) {
@@ -197,10 +200,12 @@ fail:
    stdout/stderr paths are created or truncated. env: {NAME = "value" or
    false (removed)} over the inherited environment (none with clear_env).
    The program inherits no descriptor but 0, 1 and 2. death_signal: sent
-   to it when the spawning thread ends. See fork(2), execvp(3), prctl(2). */
+   to it when the spawning thread ends. argv0: the name the program sees as
+   its argv[0] (ps, pgrep -f, htop), prog is still what is run.
+   See fork(2), execvp(3), prctl(2). */
 static int spawn_process(lua_State *L) {
   static const char *const known[] = {"cwd", "env", "clear_env", "stdin", "stdout",
-                                      "stderr", "death_signal", NULL};
+                                      "stderr", "death_signal", "argv0", NULL};
   static const char *const names[3] = {"stdin", "stdout", "stderr"};
   static const char *const open_what[3] = {"open stdin", "open stdout", "open stderr"};
   lua_settop(L, 2);
@@ -213,6 +218,7 @@ static int spawn_process(lua_State *L) {
   /* Each option is read once (an __index metamethod may answer differently
      each time) and its value kept on the stack while it is used. */
   const char *cwd = vmlab_push_string_field(L, 2, "cwd"); /* at 4 */
+  const char *argv0 = vmlab_push_string_field(L, 2, "argv0"); /* at 5: kept while used */
   int clear = vmlab_opt_bool_field(L, 2, "clear_env", 0);
   lua_getfield(L, 2, "death_signal");
   int deathsig = vmlab_to_signal(L, -1, 0, "death_signal");
@@ -254,7 +260,7 @@ static int spawn_process(lua_State *L) {
   if (what == NULL) {
     pid_t parent = getpid();
     pid = fork();
-    if (pid == 0) spawn_child_main(pfd[1], fds, cwd, deathsig, parent, argv, envp);
+    if (pid == 0) spawn_child_main(pfd[1], fds, cwd, deathsig, parent, argv, envp, argv0);
     if (pid < 0) {
       err = errno;
       what = "fork";
@@ -281,7 +287,28 @@ static int spawn_process(lua_State *L) {
   return 1;
 }
 
+/* vm.exec({prog, args...}, {argv0=}) -> only on failure: nil, "exec: ...",
+   errno. Replaces this process's program (same pid, descriptors, environment)
+   with prog found on PATH; argv0 is the name it sees as argv[0] (default
+   prog). Standard C streams are flushed first. See execvp(3). */
+static int spawn_exec(lua_State *L) {
+  static const char *const known[] = {"argv0", NULL};
+  lua_settop(L, 2);
+  char **argv = spawn_check_argv(L, 1); /* holder at 3 */
+  vmlab_check_known_fields(L, 2, known);
+  const char *argv0 = vmlab_push_string_field(L, 2, "argv0"); /* at 4 */
+  const char *file = argv[0];
+  if (argv0 != NULL) argv[0] = (char *)argv0;
+  fflush(NULL);
+  execvp(file, argv);
+  int err = errno;
+  argv[0] = (char *)file;
+  return vmlab_push_syserror(L, "exec", err);
+}
+
 void vmlab_open_spawn(lua_State *L) {
   lua_pushcfunction(L, spawn_process);
   lua_setfield(L, -2, "spawn");
+  lua_pushcfunction(L, spawn_exec);
+  lua_setfield(L, -2, "exec");
 }
