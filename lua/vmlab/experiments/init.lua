@@ -1,11 +1,22 @@
 --- The experiments registry: every `lua/vmlab/experiments/<name>.lua` next to
 -- this file is an experiment, found by listing the directory (nobody edits a
--- shared list to add one).
+-- shared list to add one). Adding an experiment is one file: its description
+-- below drives `vmlab run NAME` (options, --help, validation), experiments.run's
+-- validation, the report's tables, the JSON record (vmlab.record) and its schema.
 --
 -- An experiment module returns
 --   { name = "read-write", summary = "one line",
---     params = { size = 64 * 1024 * 1024, ... },   -- defaults; sizes in bytes
---     run = function(params) ... return result end, -- sizes in bytes, times in seconds
+--     params = {                                   -- its parameters, in the order --help shows them
+--       { name = "size", default = 64 * MiB, unit = "bytes", min = vm.page_size, max = 1 << 40,
+--         help = "memory to map and touch" },      -- one line: what it means (no unit, no default)
+--       { name = "share", default = "private", unit = "choice", choices = { "private", "shared" },
+--         help = "..." },
+--       { name = "sizes", default = { 64, 4096 }, unit = "bytes", list = true, min = 1, max = 1 << 30,
+--         help = "..." },                          -- list = true: a list of values of that unit
+--     },                                           --   (on the command line: comma-separated)
+--     validate = function(params) return nil | "message" end, -- optional: checks across params
+--                                                  -- (the message names the options: "--small must be ...")
+--     run = function(params) ... return result end,
 --     explain = function(result, params) return { "line", ... } end,  -- optional
 --     claims = {                                   -- what the lab says this run shows, each decided
 --       { id = "read_faults", text = "a first read faults once per page",   -- from the result:
@@ -17,14 +28,45 @@
 --                                                  -- holds: true | false | nil (nothing decides it)
 --         explain = function(result) return "line" end },    -- optional: said when it held
 --     },
---     tour = { size = ... },                       -- optional: params for `vmlab tour`
---     units = { field = "bytes" | "seconds" | "count" | "address" | "ns" | "rate" | "percent" | "text" }, -- optional
---     fields = { "size", "pages", ... },           -- optional: the order of the report's rows
---     choices = { mode = { "read", "write" } },    -- optional: the words a string param accepts (vmlab run)
+--     fields = {                                   -- every field of the result, in the report's order
+--       { name = "pages", unit = "count", help = "pages in the mapping" },
+--       { name = "read", unit = "object", help = "the read pass", fields = { ...same shape... } },
+--       { name = "methods", unit = "table", help = "one row per case", fields = { ... } },  -- a list of rows
+--       { name = "steps", unit = "map", help = "per allocator", of = { unit = "object", fields = { ... } } },
+--       { name = "level_names", unit = "list", of = "text", help = "..." },  -- a list of scalars
+--       { name = "perf_reason", unit = "text", optional = true, help = "..." }, -- not in every result
+--     },
+--     tour = { size = ... },                       -- optional: params for `vmlab tour` (by name)
+--     text_omit = { "field", ... },                -- optional: top-level fields the text report leaves out
 --     writes = function(params) return bytes end, -- optional: memory the run writes; `vmlab run` refuses
 --                                                  -- more than MemAvailable without --force (default: 0 in
---                                                  -- read mode, else params.size or params.pages pages)
+--                                                  -- read mode, else params.size)
 --   }
+--
+-- Parameter units (param.unit) and how a value is written on the command line:
+--   bytes    an integer number of bytes: a size with its unit, 4096B 512KiB 64MiB 2GiB (B, KiB, MiB, GiB,
+--            TiB; K/M/G/T and KB/MB/GB mean the same); a bare number is refused, except 0
+--   pages    an integer number of pages of vm.page_size: a bare whole number
+--   count    a whole number (0 or more): 100000
+--   seconds  a number of seconds: 0.5, or with a unit: 500ms, 20us, 2s
+--   text     any text (a path, a program)
+--   choice   one of `choices`
+--   boolean  true/false: `--flag` alone, or yes/no, true/false, 1/0
+-- min/max (numbers, in the unit: bytes, pages, seconds...) bound every value (each item of a list);
+-- choice and text take no range. Every param needs name, default, unit and help; a default must pass
+-- its own checks. experiments.check_params(e, params) -> nil | "message" applies all of these (the
+-- CLI and experiments.run both use it; a message names the option, e.g. "--size: ...").
+--
+-- Field units (field.unit) and how the report shows them:
+--   bytes (1.5 MiB)  count (1,234)  seconds and ns (best unit: 850 ns, 12.3 us, 4.56 ms, 1.23 s)
+--   bytes_per_second (1.20 GiB/s)  percent (12.5 %)  ratio (0.125)  address (0x7f...)  text  boolean (yes/no)
+--   object (fields = nested fields)  table (a list of rows, fields = the columns, the first identifies the row)
+--   list (of = the unit of the items)  map (names -> `of`, a field description without name)
+--   timeline (r:touch samples: bytes, rss, virt, minor_faults, major_faults, t)
+-- JSON names follow one rule: snake_case; a field in bytes, seconds or a count carries no unit word, any
+-- other unit is the last word of its name (`round_trip_ns`, `lost_percent`, `bytes_per_second`,
+-- `ns_per_page`), and where a base unit is named it is last too (`touch_seconds`, never `seconds_touch`).
+--
 -- A result `{ skipped = "reason", ... }` means the machine cannot show it.
 -- experiments.run adds `result.claims`: { {id=, text=, holds = true | false | "skipped",
 -- evidence = "the measured numbers", why = "..." (when it did not hold or was skipped),
@@ -33,8 +75,10 @@
 --   local experiments = require "vmlab.experiments"
 --   experiments.names()                     --> { "lazy", "read-write", ... }
 --   local e = experiments.get("lazy")
+--   experiments.defaults(e)                 --> { size = 268435456, alloc = "malloc", ... }
+--   experiments.param(e, "size")            --> the description of param size
 --   local result, record = experiments.run("lazy", { size = 64 << 20 })
---   -- record = { experiment=, summary=, params= (merged), system=, result=, seconds= }
+--   -- record = { schema=, experiment=, summary=, params= (merged), system=, result=, seconds= }
 -- @module vmlab.experiments
 local vm = require "vmlab"
 
