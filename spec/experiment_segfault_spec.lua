@@ -61,7 +61,8 @@ describe("the segfault experiment", function()
         if c.case == name then for k, v in pairs(fields) do copy[k] = v end end
         cases[#cases + 1] = copy
       end
-      return { cases = cases, killed_by = "SIGSEGV" }
+      return { cases = cases, killed_by = "SIGSEGV", killed_pid = 42, kernel_line = "x[42]: segfault at 1000",
+        kernel_address = 4096, kernel_error = 4, kernel_error_means = e.decode_error(4) }
     end
     for _, c in ipairs(experiments.decide(e, with("none", {}))) do assert.is_true(c.holds, c.id) end
     -- a page that was already there (no fault), or a fresh page the kernel refused
@@ -93,5 +94,35 @@ describe("the segfault experiment", function()
     assert.equal("\7", rw:read(0, 1))
     assert.has_error(function() vm.probe(-1, "read") end)
     assert.has_error(function() vm.probe(0, "exec") end)
+  end)
+
+  it("finds the kernel's own line about the killed child and decodes its error code", function()
+    vassert.claim_holds(r, "kernel_logged")
+    vassert.claim_holds(r, "kernel_error_code")
+    assert.equal(4, r.kernel_error & 7) -- user mode, read, not present
+  end)
+
+  it("decodes the x86 page-fault error code bit by bit", function()
+    local e = experiments.get("segfault")
+    assert.equal("user mode, read, page not present", e.decode_error(4))
+    assert.equal("user mode, write, protection violation", e.decode_error(7))
+    assert.equal("kernel mode, read, page not present, instruction fetch", e.decode_error(16))
+  end)
+
+  it("decides the kernel-side claims from the numbers it is given", function()
+    local e = experiments.get("segfault")
+    local cases = { { case = "PROT_NONE page", signal = "SIGSEGV", code = "SEGV_ACCERR" } }
+    local logged = { cases = cases, killed_by = "SIGSEGV", killed_pid = 42,
+      kernel_line = "lua5.4[42]: segfault at 1000", kernel_address = 4096, kernel_error = 4,
+      kernel_error_means = e.decode_error(4) }
+    local silent = { cases = cases, killed_by = "SIGSEGV", killed_pid = 42, exception_trace = "0" }
+    local a = { claims = experiments.decide(e, logged) }
+    local b = { claims = experiments.decide(e, silent) }
+    assert.is_true(experiments.claim(a, "kernel_logged").holds)
+    assert.is_true(experiments.claim(a, "kernel_error_code").holds)
+    local c = experiments.claim(b, "kernel_logged")
+    assert.is_false(c.holds)
+    assert.matches("exception%-trace is 0", c.why)
+    assert.equal("skipped", experiments.claim(b, "kernel_error_code").holds)
   end)
 end)
