@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # fuzz/batch.sh SEED - one fuzz batch in a fresh process, run by fuzz/run.lua.
 # Makes a fresh temp dir (the batch's cwd: the only place it writes files),
 # runs fuzz/fuzz.lua there in the background and watches it by pid: past
@@ -13,29 +13,35 @@
 # passed through to the batch.
 set -u
 seed=$1
+# The sanitizer runtime is preloaded into the batch only: ps, grep, sleep and
+# the rest of this script run without it (ps under libasan can deadlock).
+FUZZ_PRELOAD=${FUZZ_PRELOAD:-${LD_PRELOAD:-}}
+unset LD_PRELOAD
 LUA=${LUA:-lua5.4}
 tmp=$(mktemp -d /tmp/vmlab-fuzz.XXXXXX) || { echo "RESULT seed=$seed status=error rc=-1 mktemp failed"; exit 0; }
 log=$tmp/calls.log
-( cd "$tmp" && exec "$LUA" "$FUZZ_ROOT/fuzz/fuzz.lua" --seed "$seed" --calls "$FUZZ_CALLS" --log "$log" --tmp "$tmp" ) \
+( cd "$tmp" || exit 97; if [ -n "$FUZZ_PRELOAD" ]; then export LD_PRELOAD="$FUZZ_PRELOAD"; fi; exec "$LUA" "$FUZZ_ROOT/fuzz/fuzz.lua" --seed "$seed" --calls "$FUZZ_CALLS" --log "$log" --tmp "$tmp" ) \
   </dev/null >"$tmp/out" 2>"$tmp/err" &
 pid=$!
 status=ok
-ticks=0
-limit=$((FUZZ_TIMEOUT * 10))
-kill_tree() { # the batch and the processes it forked, by pid
-  for c in $(ps -o pid= --ppid "$pid" 2>/dev/null); do kill -KILL "$c" 2>/dev/null; done
+SECONDS=0 # bash: wall-clock seconds since here (a tick of the loop below can take long on a busy machine)
+kill_tree() { # the batch and the processes it forked, by pid (from /proc: ps can block on other processes)
+  kids=
+  read -r kids <"/proc/$pid/task/$pid/children" 2>/dev/null
   kill -KILL "$pid" 2>/dev/null
+  for c in $kids; do kill -KILL "$c" 2>/dev/null; done
 }
 while :; do
-  st=$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null) || break
+  st=
+  read -r _ _ st _ <"/proc/$pid/stat" 2>/dev/null # builtins only: no fork per tick
   [ -z "$st" ] || [ "$st" = Z ] && break
-  rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status" 2>/dev/null)
+  rss=0
+  while read -r k v _; do [ "$k" = VmRSS: ] && rss=$v && break; done <"/proc/$pid/status" 2>/dev/null
   if [ "${rss:-0}" -gt "$FUZZ_MEM_KB" ]; then status=memory; kill_tree; break; fi
-  if [ "$ticks" -ge "$limit" ]; then status=hang; kill_tree; break; fi
+  if [ "$SECONDS" -ge "$FUZZ_TIMEOUT" ]; then status=hang; kill_tree; break; fi
   sleep 0.1
-  ticks=$((ticks + 1))
 done
-wait "$pid"
+wait "$pid" 2>/dev/null
 rc=$?
 if [ "$status" = ok ]; then
   if [ "$rc" -gt 128 ]; then status=crash

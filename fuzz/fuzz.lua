@@ -257,20 +257,24 @@ local hooks -- filled below (functions a callback slot may get)
 
 local function tagged(v, tag) tags[v] = tag; return v end
 
+-- An __index that answers every key would make the table an endless
+-- sequence (ipairs and `while t[i]` never stop: Lua's own semantics, not a
+-- bug), so the answering ones answer string keys only.
+local function strkeys(f) return function(t, k) if type(k) == "string" then return f(t, k) end end end
 local function hostile_table()
   local k = rnd(9)
   if k == 1 then return tagged(setmetatable({}, { __index = function(_, key) error("fuzz: __index throws for " .. tostring(key)) end }), "tbl<__index throws>") end
-  if k == 2 then return tagged(setmetatable({}, { __index = function() return fresh_string() end }), "tbl<__index fresh strings>") end
+  if k == 2 then return tagged(setmetatable({}, { __index = strkeys(function() return fresh_string() end) }), "tbl<__index fresh strings>") end
   if k == 3 then return tagged(setmetatable({ 1, 2 }, { __len = function() error("fuzz: __len throws") end }), "tbl<__len throws>") end
   if k == 4 then return tagged(setmetatable({ "a" }, { __len = function() return fresh_string() end }), "tbl<__len fresh string>") end
   if k == 5 then
     local n = pick { math.maxinteger, -1, 2 ^ 40, 1 << 31, 0.5, 0 / 0 }
     return tagged(setmetatable({ "true" }, { __len = function() return n end }), "tbl<__len " .. describe(n) .. ">")
   end
-  if k == 6 then return tagged(setmetatable({}, { __index = function() return setmetatable({}, { __index = function() error("fuzz: nested") end }) end }), "tbl<__index fresh tables>") end
+  if k == 6 then return tagged(setmetatable({}, { __index = strkeys(function() return setmetatable({}, { __index = function() error("fuzz: nested") end }) end) }), "tbl<__index fresh tables>") end
   if k == 7 then return tagged(setmetatable({}, { __tostring = function() error("fuzz: __tostring throws") end, __name = "fuzz.Weird" }), "tbl<__tostring throws>") end
-  if k == 8 then return tagged(setmetatable({}, { __index = function() collectgarbage(); return fresh_string() end }), "tbl<__index collects garbage>") end
-  return tagged(setmetatable({}, { __index = function(_, key) return pick { 0, -1, math.maxinteger, 0 / 0, true, key } end }), "tbl<__index numbers>")
+  if k == 8 then return tagged(setmetatable({}, { __index = strkeys(function() collectgarbage(); return fresh_string() end) }), "tbl<__index collects garbage>") end
+  return tagged(setmetatable({}, { __index = strkeys(function(_, key) return pick { 0, -1, math.maxinteger, 0 / 0, true, key } end) }), "tbl<__index numbers>")
 end
 
 local HOSTILE_NUMBERS = { 0, -1, 1, math.maxinteger, -math.maxinteger, math.mininteger, 2 ^ 53, 1 << 53, 2 ^ 63,

@@ -62,19 +62,21 @@ local env = {
   "LUA_CPATH=" .. sh_quote(build .. "/?.so;;"),
   "VMLAB_BUILD=" .. sh_quote(build),
 }
+-- the sanitizer runtime goes to the batches only (batch.sh), not to seq, xargs or ps
+local preload = os.getenv("LD_PRELOAD")
 if opt.sanitize then
   local cc = os.getenv("CC") or "cc"
   local so = opt.sanitize == "asan" and "libasan.so" or "libubsan.so"
-  local rt = capture(cc .. " -print-file-name=" .. so)
-  env[#env + 1] = "LD_PRELOAD=" .. sh_quote(rt)
+  preload = capture(cc .. " -print-file-name=" .. so)
   env[#env + 1] = "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allow_user_segv_handler=1:allocator_may_return_null=1"
   env[#env + 1] = "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1"
   env[#env + 1] = "VMLAB_SANITIZED=1"
 end
-local envs = table.concat(env, " ")
+if preload and preload ~= "" then env[#env + 1] = "FUZZ_PRELOAD=" .. sh_quote(preload) end
+local envs = "-u LD_PRELOAD " .. table.concat(env, " ")
 
 -- what the batches will call, and what they will not (printed at the end)
-local listing = capture("cd /tmp && env " .. envs .. " lua5.4 " .. sh_quote(root .. "/fuzz/fuzz.lua") .. " --seed 1 --calls 0 --list 2>&1")
+local listing = capture("cd /tmp && env " .. envs .. (preload and (" LD_PRELOAD=" .. sh_quote(preload)) or "") .. " lua5.4 " .. sh_quote(root .. "/fuzz/fuzz.lua") .. " --seed 1 --calls 0 --list 2>&1")
 local ncallables, denied, known, nofactory = 0, {}, {}, {}
 for line in listing:gmatch("[^\n]+") do
   local k, rest = line:match("^(%S+)\t(.*)$")
@@ -90,7 +92,7 @@ if ncallables == 0 then
 end
 
 local last = opt.first + opt.seeds - 1
-local cmd = ("seq %d %d | env %s xargs -P %d -n 1 sh %s"):format(opt.first, last, envs, opt.jobs,
+local cmd = ("seq %d %d | env %s xargs -P %d -n 1 bash %s"):format(opt.first, last, envs, opt.jobs,
   sh_quote(root .. "/fuzz/batch.sh"))
 local p = io.popen(cmd)
 local batches, calls, crashes, oracle = 0, 0, 0, 0
