@@ -106,11 +106,8 @@ describe("the swap experiment", function()
       end
       assert.is_true(r.swap_on)
       assert.is_true(r.swap_total >= 60 * MiB)
-      for _, id in ipairs { "paged_out", "swap_in_major" } do
-        local c = experiments.claim(r, id)
-        assert.is_true(c.holds == true, ("%s: %s; measured: %s; why: %s"):format(id, tostring(c.holds),
-          tostring(c.evidence), tostring(c.why)))
-      end
+      vassert.claim_holds(r, "paged_out") -- expected: with a swap file of its own, root shows it
+      vassert.claim_holds(r, "swap_in_major")
       -- the time per page is decided (held or not), never asserted here
       local slower = experiments.claim(r, "swap_in_slower")
       assert.is_true(slower.holds == true or slower.holds == false)
@@ -161,13 +158,16 @@ describe("the swap experiment", function()
         vassert.pending("the child made no swap file: " .. out)
         return
       end
+      local dir = path:match("^(.*)/")
       local gone = false
       for _ = 1, 100 do
-        if not (slurp("/proc/swaps") or ""):find(path, 1, true) and not exists(path) then gone = true; break end
+        if not (slurp("/proc/swaps") or ""):find(path, 1, true) and not exists(path) and not exists(dir) then
+          gone = true
+          break
+        end
         vm.sleep(0.1)
       end
-      assert.is_true(gone, path .. " is still there 10 s after its maker was killed")
-      assert.is_false(exists(path:match("^(.*)/")))
+      assert.is_true(gone, path .. " (or its directory) is still there 10 s after its maker was killed")
       assert.equal(swaps_before, slurp("/proc/swaps"))
     end)
 

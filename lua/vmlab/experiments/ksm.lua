@@ -21,20 +21,79 @@ local KSM = "/sys/kernel/mm/ksm/"
 local M = {
   name = "ksm",
   summary = "identical pages advised MERGEABLE are merged by KSM into one frame; a write unmerges one (COW)",
-  params = { pages = 64, content = "same", timeout = 5.0 },
-  choices = { content = { "same", "distinct" } },
   tour = { pages = 32, timeout = 4.0 },
   writes = function(p) return p.pages * vm.page_size end,
-  units = {
-    pages = "count", content = "text", timeout = "seconds", ksm_run_before = "count", wait_seconds = "seconds",
-    full_scans = "count", distinct_frames = "count", exclusive_pages = "count", merging_pages = "count",
-    smaps_ksm = "bytes", rss = "bytes", pss = "bytes", pages_shared = "count", pages_sharing = "count",
-    write_faults = "count", max_page_sharing = "count", started = "text", sped_up = "text", frame0 = "text",
-    frame1 = "text",
-  },
-  fields = { "content", "pages", "ksm_run_before", "started", "sped_up", "wait_seconds", "full_scans",
-    "write_faults", "before", "merged", "after_write" },
 }
+
+local PARAMS = {
+  { name = "pages", default = 64, unit = "pages", min = 2, max = 1 << 20,
+    help = "pages of the region advised MADV_MERGEABLE" },
+  { name = "content", default = "same", unit = "choice", choices = { "same", "distinct" },
+    help = "same: every page holds the same bytes; distinct: every page different (nothing to merge)" },
+  { name = "timeout", default = 5.0, unit = "seconds", min = 0.01, max = 600,
+    help = "how long to wait for KSM to merge the pages" },
+}
+
+local function fd(name, unit, help, more) -- a field description
+  local d = { name = name, unit = unit, help = help, optional = true }
+  for k, v in pairs(more or {}) do d[k] = v end
+  return d
+end
+
+local SNAPSHOT = {
+  fd("distinct_frames", "count", "distinct physical frames behind the pages (root)"),
+  fd("frame0", "count", "the frame number of page 0 (root)"),
+  fd("frame1", "count", "the frame number of page 1 (root)"),
+  fd("exclusive_pages", "count", "pages mapped by this process alone (pagemap bit 56)"),
+  fd("page0_exclusive", "boolean", "page 0 is mapped by this process alone"),
+  fd("merging_pages", "count", "this process's pages merged by KSM (/proc/self/ksm_stat ksm_merging_pages)"),
+  fd("smaps_ksm", "bytes", "the mapping's KSM in /proc/self/smaps"),
+  fd("rss", "bytes", "the mapping's Rss"),
+  fd("pss", "bytes", "the mapping's Pss (each frame divided among its mappings)"),
+  fd("pages_shared", "count", "KSM pages in use, machine-wide (/sys/kernel/mm/ksm/pages_shared)"),
+  fd("pages_sharing", "count", "further mappings sharing them, machine-wide (pages_sharing)"),
+}
+
+local FIELDS = {
+  fd("content", "text", "same or distinct page contents", { optional = false }),
+  fd("pages", "count", "pages in the region", { optional = false }),
+  fd("ksm_run_before", "count", "/sys/kernel/mm/ksm/run before the run"),
+  fd("started", "boolean", "this run started KSM (root)", { optional = false }),
+  fd("sped_up", "text", "the scan settings this run used (root)"),
+  fd("wait_seconds", "seconds", "time waited for merging"),
+  fd("full_scans", "count", "full scans KSM made meanwhile"),
+  fd("write_faults", "count", "page faults of the write to page 0"),
+  fd("max_page_sharing", "count", "mappings one KSM page may have"),
+  fd("restored", "boolean", "KSM's settings were written back"),
+  fd("restore_error", "text", "why writing them back failed"),
+  fd("ksm_refused", "text", "why nothing was measured"),
+  fd("before", "object", "before MADV_MERGEABLE", { fields = SNAPSHOT }),
+  fd("merged", "object", "after waiting for KSM", { fields = SNAPSHOT }),
+  fd("after_write", "object", "after the write to page 0 (and two more scans)", { fields = SNAPSHOT }),
+}
+
+-- The framework in use: the description format (params and fields described,
+-- experiments.defaults) or the earlier one (params as { name = default },
+-- a units table, fields as the report's order).
+local function described()
+  local ok, ex = pcall(require, "vmlab.experiments")
+  return ok and type(ex) == "table" and ex.defaults ~= nil
+end
+if described() then
+  M.params, M.fields = PARAMS, FIELDS
+else
+  M.params, M.units, M.fields, M.choices = {}, {}, {}, {}
+  for _, p in ipairs(PARAMS) do
+    M.params[p.name], M.choices[p.name] = p.default, p.choices
+    M.units[p.name] = p.unit == "pages" and "count" or p.unit == "choice" and "text" or p.unit
+  end
+  for _, x in ipairs(FIELDS) do
+    M.fields[#M.fields + 1] = x.name
+    for _, y in ipairs(x.fields or { x }) do
+      M.units[y.name] = (y.unit == "boolean" or y.name:match("^frame")) and "text" or y.unit
+    end
+  end
+end
 
 local function slurp(path)
   local f = io.open(path, "r")

@@ -23,21 +23,107 @@ local MiB = 1024 * 1024
 local M = {
   name = "swap",
   summary = "private memory pushed out with MADV_PAGEOUT and touched again: pswpout, smaps Swap, major faults, pswpin",
-  params = { size = 32 * MiB, swapfile = 0 },
   tour = { size = 8 * MiB },
   writes = function(p) return p.size end,
-  units = {
-    size = "bytes", swapfile = "bytes", pages = "count", swap_total = "bytes", swap_free = "bytes",
-    page_cluster = "count", swap_on = "text", bytes = "bytes",
-    pswpout = "count", pswpin = "count", zswpout = "count", zswpin = "count", swap_ra = "count",
-    swap_ra_hit = "count", present = "count", swapped = "count", resident = "count",
-    smaps_swap = "bytes", smaps_rss = "bytes", minor_faults = "count", major_faults = "count",
-    seconds = "seconds", ns_per_page = "ns", writeback_wait = "seconds",
-  },
   text_omit = { "swapfile" }, -- explain() says where it was and that it is gone
-  fields = { "size", "pages", "swap_on", "swap_total", "swap_free", "page_cluster", "swapfile", "first_touch",
-    "pageout", "cache_touch", "pageout_again", "swap_in" },
 }
+
+local PARAMS = {
+  { name = "size", default = 32 * MiB, unit = "bytes", min = vm.page_size, max = 1 << 40,
+    help = "private anonymous memory to write, push out to swap and touch again" },
+  { name = "swapfile", default = 0, unit = "bytes", min = 0, max = 1 << 40,
+    help = "where the machine has no swap: a temporary swap file of this size for the run (root; 0: none)" },
+}
+
+function M.validate(p)
+  if p.swapfile ~= 0 and p.swapfile < MiB then return "--swapfile must be 0 (none) or at least 1.0 MiB" end
+  return nil
+end
+
+local function fd(name, unit, help, more) -- a field description
+  local d = { name = name, unit = unit, help = help }
+  for k, v in pairs(more or {}) do d[k] = v end
+  return d
+end
+
+local PAGEMAP = {
+  fd("present", "count", "pages present in memory (pagemap)"),
+  fd("swapped", "count", "pages whose page-table entry is a swap entry (pagemap)"),
+  fd("resident", "count", "pages in memory by mincore(2), the swap cache included"),
+  fd("smaps_swap", "bytes", "the mapping's Swap in /proc/self/smaps", { optional = true }),
+  fd("smaps_rss", "bytes", "the mapping's Rss in /proc/self/smaps", { optional = true }),
+}
+local function with(list, more)
+  local out = {}
+  for _, x in ipairs(more) do out[#out + 1] = x end
+  for _, x in ipairs(list) do out[#out + 1] = x end
+  return out
+end
+local TOUCH = {
+  fd("minor_faults", "count", "minor page faults of the touch"),
+  fd("major_faults", "count", "major page faults (the page read from the swap device)"),
+}
+
+local FIELDS = {
+  fd("size", "bytes", "bytes of private anonymous memory"),
+  fd("pages", "count", "pages of vm.page_size in it"),
+  fd("swap_on", "boolean", "swap was configured during the run"),
+  fd("swap_total", "bytes", "SwapTotal during the run (/proc/meminfo)"),
+  fd("swap_free", "bytes", "SwapFree during the run"),
+  fd("page_cluster", "count", "/proc/sys/vm/page-cluster: swap read-ahead reads up to 2^this pages",
+    { optional = true }),
+  fd("zswap", "boolean", "zswap (a compressed cache in front of swap) is on"),
+  fd("swapfile", "object", "the temporary swap file (--swapfile)", { optional = true, fields = {
+    fd("path", "text", "the file"), fd("bytes", "bytes", "its size"), fd("fs", "text", "its filesystem"),
+    fd("dir", "text", "the directory it was made in"), fd("how", "text", "fallocate or dd"),
+    fd("made", "boolean", "it was made and swapped on"),
+    fd("removed", "boolean", "it was swapped off and removed after the run", { optional = true }),
+    fd("remove_error", "text", "why removing it failed", { optional = true }) } }),
+  fd("swapfile_refused", "text", "why no swap file was made", { optional = true }),
+  fd("swapfile_note", "text", "why no swap file was needed", { optional = true }),
+  fd("pageout_error", "text", "why madvise(MADV_PAGEOUT) failed", { optional = true }),
+  fd("first_touch", "object", "the first write of every page", { optional = true, fields = with({
+    fd("seconds", "seconds", "time of the touch"), fd("ns_per_page", "ns", "time per page") }, TOUCH) }),
+  fd("pageout", "object", "after MADV_PAGEOUT", { optional = true, fields = with(PAGEMAP, {
+    fd("pswpout", "count", "pages written to swap (/proc/vmstat pswpout)"),
+    fd("zswpout", "count", "pages stored by zswap (zswpout)"),
+    fd("writeback_wait", "seconds", "time until no page was under writeback") }) }),
+  fd("cache_touch", "object", "a read of every page right after MADV_PAGEOUT", { optional = true,
+    fields = with(TOUCH, { fd("pswpin", "count", "pages read from swap (pswpin)"),
+      fd("zswpin", "count", "pages loaded from zswap (zswpin)") }) }),
+  fd("pageout_again", "object", "after a second MADV_PAGEOUT", { optional = true, fields = with(PAGEMAP, {
+    fd("pswpout", "count", "pages written to swap"), fd("zswpout", "count", "pages stored by zswap"),
+    fd("writeback_wait", "seconds", "time until no page was under writeback") }) }),
+  fd("swap_in", "object", "a read of every page once they were out", { optional = true,
+    fields = with(PAGEMAP, with(TOUCH, {
+      fd("seconds", "seconds", "time of the touch"), fd("ns_per_page", "ns", "time per page"),
+      fd("pswpin", "count", "pages read from swap"), fd("zswpin", "count", "pages loaded from zswap"),
+      fd("swap_ra", "count", "pages brought in by swap read-ahead (swap_ra)"),
+      fd("swap_ra_hit", "count", "read-ahead pages then used (swap_ra_hit)") })) }),
+}
+
+-- The framework in use: the description format (params and fields described,
+-- experiments.defaults) or the earlier one (params as { name = default },
+-- a units table, fields as the report's order).
+local function described()
+  local ok, ex = pcall(require, "vmlab.experiments")
+  return ok and type(ex) == "table" and ex.defaults ~= nil
+end
+if described() then
+  M.params, M.fields = PARAMS, FIELDS
+else
+  M.params, M.units, M.fields = {}, {}, {}
+  for _, p in ipairs(PARAMS) do M.params[p.name], M.units[p.name] = p.default, p.unit end
+  local function walk(list)
+    for _, x in ipairs(list) do
+      if x.fields then walk(x.fields)
+      elseif x.unit == "boolean" then M.units[x.name] = "text"
+      else M.units[x.name] = x.unit end
+    end
+  end
+  walk(FIELDS)
+  for _, x in ipairs(FIELDS) do M.fields[#M.fields + 1] = x.name end
+end
 
 local function slurp(path)
   local f = io.open(path, "r")
@@ -161,8 +247,13 @@ local function try_swapfile(dir, bytes, u)
   local f = d .. "/swapfile"
   local qd, qf = undo.quote(d), undo.quote(f)
   -- take it away: swap off, and only once it is off, remove it (a file still
-  -- in use as swap must keep its name so that a later swapoff can find it)
-  u:command(("swapoff %s 2>/dev/null; grep -qF %s /proc/swaps || { rm -f %s; rmdir %s; }"):format(qf, qf, qf, qd))
+  -- in use as swap must keep its name so that a later swapoff can find it).
+  -- When this process is gone (the watcher runs it), a step it had started
+  -- (mkswap, swapon, run by a shell of its own) may still finish: do it all
+  -- again 2 s later.
+  local away = ("swapoff %s 2>/dev/null; grep -qF %s /proc/swaps || { rm -f %s; rmdir %s; } 2>/dev/null")
+    :format(qf, qf, qf, qd)
+  u:command(("%s; if ! kill -0 %d 2>/dev/null; then sleep 2; %s; fi"):format(away, vm.getpid(), away))
   local aok, aerr = u:arm() -- armed BEFORE anything exists
   if not aok then return nil, aerr end
   local rec = { path = f, bytes = bytes, fs = fs, dir = dir }
@@ -303,7 +394,7 @@ function M.run(p)
   if not (math.type(p.size) == "integer" and p.size >= vm.page_size) then
     error("swap: size must be at least one page", 0)
   end
-  if not (math.type(p.swapfile) == "integer" and (p.swapfile == 0 or p.swapfile >= MiB)) then
+  if not (math.type(p.swapfile) == "integer" and p.swapfile >= 0) or M.validate(p) then
     error("swap: swapfile must be 0 (none) or at least 1 MiB", 0)
   end
   require("vmlab.kernel")() -- the probes describe the machine, before any swap file of ours
@@ -355,11 +446,14 @@ local function within(n, pages, lo, hi)
   return n ~= nil and n >= pages * lo and n <= pages * hi
 end
 
+-- A machine shows swapping where it has swap, or where this run made a swap file (root).
+local function needs_swap(r) return r.swapfile and "root" or "swap" end
+
 M.claims = {
   { id = "paged_out",
     text = "MADV_PAGEOUT writes private anonymous pages out to swap: the kernel counts them (pswpout), " ..
       "pagemap marks them swapped, not present, and smaps counts them as Swap",
-    requires = "swap",
+    requires = needs_swap,
     decide = function(r)
       local why = no_swap(r)
       if why then return nil, nil, why end
@@ -380,7 +474,7 @@ M.claims = {
   { id = "swap_in_major",
     text = "touching swapped-out pages reads them back from swap: major faults, pswpin grows by about " ..
       "their count, each page faults once (major, or minor where read-ahead brought it in) and is present again",
-    requires = "swap",
+    requires = needs_swap,
     decide = function(r)
       local why = no_swap(r)
       if why then return nil, nil, why end
@@ -410,7 +504,7 @@ M.claims = {
     end },
   { id = "swap_in_slower",
     text = "a page read back from swap costs more time than the first touch of a fresh page",
-    requires = "swap",
+    requires = needs_swap,
     decide = function(r)
       local why = no_swap(r)
       if why then return nil, nil, why end
@@ -421,7 +515,7 @@ M.claims = {
     end },
   { id = "stays_resident",
     text = "without swap, MADV_PAGEOUT cannot push private anonymous memory out: every page stays resident",
-    requires = "no_swap",
+    requires = function(r) return r.swapfile and "swap" or "no_swap" end, -- a run with a swap file had swap
     decide = function(r)
       if r.swap_on then
         return nil, nil, ("this run had swap (%s%s)"):format(u.bytes(r.swap_total),
