@@ -23,8 +23,9 @@ describe("the oom experiment", function()
 
   it("shows malloc returning NULL under RLIMIT_AS, on any machine", function()
     vassert.claim_holds(r, "rlimit_null")
-    -- the limit is on the whole address space: what malloc got depends on what else was mapped
-    assert.within(r.rlimit.bytes_written, 4 * MiB, 24 * MiB, "bytes malloc'd before NULL")
+    -- the limit is on the whole address space: what malloc got depends on what else was mapped or
+    -- unmapped meanwhile, but it stopped well before the 64 MiB the child asked for
+    assert.within(r.rlimit.bytes_written, 1 * MiB, 63 * MiB, "bytes malloc'd before NULL")
   end)
 
   it("leaves no vmlab cgroup behind", function()

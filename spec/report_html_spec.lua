@@ -73,6 +73,8 @@ describe("vmlab report", function()
     local browser = chromium()
     if not browser then return vassert.pending("Chromium is not installed (make test installs it through .ci/deps)") end
     local flags = "--headless --no-sandbox --disable-gpu --enable-logging=stderr --v=0 --window-size=1200,3000"
+    -- the browser is not ours to sanitize: under make asan the suite's LD_PRELOAD would load ASan into it
+    browser = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS " .. browser
     local url = "file://" .. dir .. "/report.html"
     local cmd = ("cd %s && HOME=%s timeout 120 %s %s --dump-dom %s 2>%s/console.log"):format(dir, dir, browser, flags,
       url, dir)
