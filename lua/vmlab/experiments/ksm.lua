@@ -181,11 +181,50 @@ local function wait_scans(scans, limit, until_fn)
 end
 
 -- Start/speed up KSM as root: the undo list (armed), or nil, why.
+-- One vmlab process at a time changes KSM's settings (two at once would each
+-- write back what the other had set): a symlink whose target is the owner's pid.
+local function exists(path)
+  local f = io.open(path, "r")
+  if f then f:close() end
+  return f ~= nil
+end
+
+M.lock_path = (exists("/run/lock") and "/run/lock" or "/tmp") .. "/vmlab-ksm.lock"
+
+local function lock_owner()
+  local p = io.popen("readlink " .. undo.quote(M.lock_path) .. " 2>/dev/null")
+  local pid = p and math.tointeger(tonumber(p:read("a"):match("%d+") or ""))
+  if p then p:close() end
+  return pid
+end
+
+local function lock(limit)
+  local t0, me = vm.now(), vm.getpid()
+  while true do
+    if os.execute(("ln -s %d %s 2>/dev/null"):format(me, undo.quote(M.lock_path))) then return true end
+    local pid = lock_owner()
+    if pid and not exists("/proc/" .. pid .. "/stat") then -- its owner is gone: stale
+      os.execute(("[ \"$(readlink %s)\" = %d ] && rm -f %s"):format(undo.quote(M.lock_path), pid,
+        undo.quote(M.lock_path)))
+    elseif vm.now() - t0 > limit then
+      return nil, ("another vmlab process (pid %s) is changing KSM's settings (%s)"):format(tostring(pid),
+        M.lock_path)
+    else
+      vm.sleep(0.05)
+    end
+  end
+end
+
 local function take_over(result)
+  local lok, lerr = lock(10)
+  if not lok then return nil, lerr end
   local u = undo.new("ksm settings")
+  -- runs last: the lock goes, if it is still ours
+  u:command(("[ \"$(readlink %s)\" = %d ] && rm -f %s"):format(undo.quote(M.lock_path), vm.getpid(),
+    undo.quote(M.lock_path)))
   for _, name in ipairs { "pages_to_scan", "sleep_millisecs", "run" } do
     local v, err = u:write_back(KSM .. name)
-    if not v then return nil, "cannot read " .. KSM .. name .. ": " .. tostring(err) end
+    if not v then u:run(); return nil, "cannot read " .. KSM .. name .. ": " .. tostring(err) end
   end
   -- runs first: wait (at most 3 s) until ksmd has dropped this process's
   -- pages (the counters are back where they were) or made two full scans,
@@ -195,7 +234,7 @@ local function take_over(result)
     "{ [ $(cat %spages_shared) != %d ] || [ $(cat %spages_sharing) != %d ]; }; do sleep 0.05; i=$((i + 1)); done")
     :format(KSM, KSM, KSM, shared or 0, KSM, sharing or 0))
   local ok, err = u:arm()
-  if not ok then return nil, err end
+  if not ok then u:run(); return nil, err end
   local pts, slp = ksm("pages_to_scan"), ksm("sleep_millisecs")
   local want_pts = math.max(pts or 0, 4 * result.pages + 1000)
   local want_slp = math.min(slp or 10, 10)
