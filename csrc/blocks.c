@@ -108,7 +108,7 @@ static int blocks_close(lua_State *L) {
 }
 
 static int blocks_len(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)blocks_check(L, 1)->live);
+  lua_pushinteger(L, (lua_Integer)blocks_check_open(L, 1)->live);
   return 1;
 }
 

@@ -111,6 +111,12 @@ end
 -- @return the group, or nil and why it cannot be made (not root, read-only
 --   cgroupfs, no memory controller)
 function M.create(what, limit)
+  if type(what) ~= "string" or not what:match("^[%w_]+$") or #what > 32 then
+    error("bad argument #1 to 'create' (a short name of letters, digits and _ expected)", 2)
+  end
+  if math.type(limit) ~= "integer" or limit < 1 then
+    error("bad argument #2 to 'create' (a limit in bytes, a positive integer, expected)", 2)
+  end
   local m, why = M.memory()
   if not m then return nil, why end
   local undo = require("vmlab.undo")
@@ -184,12 +190,15 @@ Group.__gc = Group.remove
 --- Remove groups `vmlab-<what>-<pid>-<n>` whose creator pid is gone (left by a
 -- SIGKILL of both the creator and its undo watcher). Only empty groups can be removed.
 function M.sweep(what)
+  if type(what) ~= "string" or not what:match("^[%w_]+$") then
+    error("bad argument #1 to 'sweep' (a name of letters, digits and _ expected)", 2)
+  end
   local m = M.memory()
   if not m then return 0 end
   local removed = 0
   for _, parent in ipairs(parents(m)) do
     for _, name in ipairs(core.listdir(parent) or {}) do
-      local pid = name:match("^vmlab%-" .. what:gsub("%-", "%%-") .. "%-(%d+)%-%d+$")
+      local pid = name:match("^vmlab%-" .. what .. "%-(%d+)%-%d+$")
       pid = pid and math.tointeger(tonumber(pid))
       if pid and pid ~= core.getpid() and not exists("/proc/" .. pid .. "/stat") then
         if os.execute("rmdir " .. require("vmlab.undo").quote(parent .. "/" .. name) .. " 2>/dev/null") then

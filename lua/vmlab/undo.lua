@@ -38,6 +38,9 @@ end
 --- Remember the first line of file `path` now, to be written back on undo.
 -- @return the value read, or nil, message when the file cannot be read
 function Undo:write_back(path)
+  if type(path) ~= "string" or path:find("\0", 1, true) then
+    error("bad argument #1 to 'write_back' (a path without NUL bytes expected)", 2)
+  end
   local f, err = io.open(path, "r")
   if not f then return nil, err end
   local text = f:read("a") or ""
@@ -51,6 +54,9 @@ end
 
 --- Add a shell command to the undo script (run before the steps added earlier).
 function Undo:command(cmd)
+  if type(cmd) ~= "string" or cmd:find("\0", 1, true) then
+    error("bad argument #1 to 'command' (a shell command without NUL bytes expected)", 2)
+  end
   table.insert(self.steps, 1, tostring(cmd) .. " 2>/dev/null")
   return self
 end
