@@ -27,16 +27,16 @@ status=ok
 SECONDS=0 # bash: wall-clock seconds since here (a tick of the loop below can take long on a busy machine)
 kill_tree() { # the batch and the processes it forked, by pid (from /proc: ps can block on other processes)
   kids=
-  read -r kids <"/proc/$pid/task/$pid/children" 2>/dev/null
+  read -r kids 2>/dev/null <"/proc/$pid/task/$pid/children"
   kill -KILL "$pid" 2>/dev/null
   for c in $kids; do kill -KILL "$c" 2>/dev/null; done
 }
 while :; do
   st=
-  read -r _ _ st _ <"/proc/$pid/stat" 2>/dev/null # builtins only: no fork per tick
+  read -r _ _ st _ 2>/dev/null <"/proc/$pid/stat" # builtins only: no fork per tick
   [ -z "$st" ] || [ "$st" = Z ] && break
   rss=0
-  while read -r k v _; do [ "$k" = VmRSS: ] && rss=$v && break; done <"/proc/$pid/status" 2>/dev/null
+  while read -r k v _; do [ "$k" = VmRSS: ] && rss=$v && break; done 2>/dev/null <"/proc/$pid/status"
   if [ "${rss:-0}" -gt "$FUZZ_MEM_KB" ]; then status=memory; kill_tree; break; fi
   if [ "$SECONDS" -ge "$FUZZ_TIMEOUT" ]; then status=hang; kill_tree; break; fi
   sleep 0.1
