@@ -35,7 +35,7 @@ b:close()
 local result, record = experiments.run("allocators", { small_blocks = 100000 })
 for _, a in ipairs(result.allocators) do
   print(("%-9s served by %-9s kept %3.0f%% after freeing all, %3.0f%% after its purge; %4.0f ns a block"):format(
-    a.name, a.served_by, a.kept_after_all_pct, a.kept_after_purge_pct, a.ns_per_block))
+    a.name, a.served_by, a.kept_after_all_percent, a.kept_after_purge_percent, a.ns_per_block))
 end
 for _, m in ipairs(result.missing) do print(("%-9s not run: %s"):format(m.name, m.why)) end
 for _, line in ipairs(report.claims_lines({}, result, experiments.get("allocators"))) do print(line) end

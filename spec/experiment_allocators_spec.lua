@@ -37,9 +37,9 @@ describe("the allocators experiment", function()
   it("decides its claims from the numbers it is given", function()
     local e = experiments.get("allocators")
     local function rec(name, served, kept_purge)
-      return { name = name, served_by = served, large_returned_first_pct = 100, large_returned_second_pct = 0,
-        small_growth = 1 << 20, kept_after_9_of_10_pct = 100, kept_after_all_pct = 100,
-        kept_after_purge_pct = kept_purge }
+      return { name = name, served_by = served, large_returned_first_percent = 100, large_returned_second_percent = 0,
+        small_growth = 1 << 20, kept_after_9_of_10_percent = 100, kept_after_all_percent = 100,
+        kept_after_purge_percent = kept_purge }
     end
     local good = { allocators = { rec("glibc", "glibc", 5), rec("jemalloc", "jemalloc", 90) }, missing = {} }
     local claims = { claims = experiments.decide(e, good) }

@@ -11,8 +11,8 @@ local SIZE = PAGES * vm.page_size
 describe("the cow experiment", function()
   local r, shared
   setup(function()
-    r = experiments.run("cow", { pages = PAGES })
-    shared = experiments.run("cow", { pages = PAGES, share = "shared" })
+    r = experiments.run("cow", { size = SIZE })
+    shared = experiments.run("cow", { size = SIZE, share = "shared" })
   end)
 
   it("the child's reads of the parent's pages cost (almost) no faults", function()

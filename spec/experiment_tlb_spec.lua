@@ -36,8 +36,9 @@ describe("the tlb experiment", function()
 
   it("derives its defaults from this machine's page sizes", function()
     local e = experiments.get("tlb")
-    assert.equal(vm.page_size + 64, e.params.stride)
-    assert.is_true(e.params.size >= 2 * HUGE and e.tour.size >= 2 * HUGE)
+    local d = experiments.defaults(e)
+    assert.equal(vm.page_size + 64, d.stride)
+    assert.is_true(d.size >= 2 * HUGE and e.tour.size >= 2 * HUGE)
     assert.equal(vm.page_size, res.page_size)
     assert.equal(kernel().huge_page_size, res.huge_page_size)
     assert.error_matches(function() experiments.run("tlb", { size = SIZE, stride = vm.page_size - 1 }) end,

@@ -53,12 +53,12 @@ describe("the experiments registry", function()
     assert.equal(result, record.result)
     assert.is_true(record.seconds >= 0)
     -- the defaults themselves are untouched
-    assert.equal(1024 * 1024, experiments.get("faults").params.size)
+    assert.equal(1024 * 1024, experiments.defaults("faults").size)
   end)
 
   it("refuses a parameter the experiment does not have, naming the ones it has", function()
     assert.has_error(function() experiments.run("faults", { sise = 1 }) end,
-      "experiment 'faults' has no parameter 'sise' (it has: program, size)")
+      "experiment 'faults' has no parameter 'sise' (it has: size, program)")
   end)
 
   it("describes the system: page size, THP mode, overcommit policy and kernel", function()
@@ -92,6 +92,19 @@ describe("the experiments registry", function()
 end)
 
 describe("a report", function()
+  -- a made-up experiment's description: every unit comes from it
+  local demo = { name = "demo", summary = "a made-up experiment",
+    params = { { name = "size", default = 64 * 1024 * 1024, unit = "bytes", min = 1, max = 1 << 40, help = "h" } },
+    fields = {
+      { name = "size", unit = "bytes", help = "h" }, { name = "pages", unit = "count", help = "h" },
+      { name = "seconds", unit = "seconds", help = "h" }, { name = "ns_per_page", unit = "ns", help = "h" },
+      { name = "address", unit = "address", help = "h" }, { name = "limit", unit = "bytes", help = "h" },
+      { name = "read", unit = "object", help = "h", fields = { { name = "minor_faults", unit = "count", help = "h" } } },
+      { name = "write", unit = "object", help = "h", fields = { { name = "minor_faults", unit = "count", help = "h" } } },
+      { name = "cases", unit = "table", help = "h", fields = {
+        { name = "case", unit = "text", help = "h" }, { name = "signal", unit = "text", help = "h" } } },
+      { name = "empty", unit = "list", of = "count", help = "h" },
+    } }
   local record = {
     experiment = "demo", summary = "a made-up experiment",
     params = { size = 64 * 1024 * 1024 },
@@ -104,17 +117,18 @@ describe("a report", function()
   }
 
   it("reads as a title, the params, a table of numbers in human units", function()
-    local text = report.text(record, { name = "demo", summary = "a made-up experiment" })
+    local text = report.text(record, demo)
     assert.matches("^demo %- a made%-up experiment\n", text)
-    assert.matches("params: size=64%.0 MiB", text)
+    assert.matches("params: size=64MiB", text)
     assert.matches("system: 16384%-byte pages, THP madvise, overcommit 0", text)
     assert.matches("size%s+64%.0 MiB", text)
     assert.matches("pages%s+16,384", text)
-    assert.matches("seconds%s+12%.50 ms", text)
+    assert.matches("seconds%s+12%.5 ms", text)
     assert.matches("address%s+0x7ffd12345678", text)
     assert.matches("limit%s+unlimited", text)
     assert.matches("minor_faults%s+16,384%s+16,385", text) -- read and write side by side
     assert.matches("unmapped%s+SIGSEGV", text)
+    assert.matches("ns_per_page%s+763 ns", text)
   end)
 
   it("ends with the measurements in words, from the experiment's explain", function()
@@ -162,19 +176,30 @@ describe("a report", function()
     assert.matches("SKIPPED: THP is off", text)
   end)
 
-  it("formats numbers by the experiment's units table before guessing from names", function()
-    assert.equal("0x2000", report.format("start", 8192))
-    assert.equal("8.0 KiB", report.format("rss", 8192))
-    assert.equal("8,192", report.format("pages", 8192))
-    assert.equal("8.0 KiB", report.format("pages", 8192, { pages = "bytes" }))
-    assert.equal("1.50 s", report.format("seconds", 1.5))
+  it("formats numbers by the unit their description gives, never by their name", function()
+    assert.equal("0x2000", report.format("start", 8192, { start = "address" }))
+    assert.equal("8.0 KiB", report.format("rss", 8192, { rss = "bytes" }))
+    assert.equal("8,192", report.format("rss", 8192)) -- no unit given: a plain number
+    assert.equal("8,192", report.format("pages", 8192, { pages = "count" }))
+    assert.equal("1.50 s", report.format("t", 1.5, { t = "seconds" }))
+    assert.equal("8.00 ms", report.format("round_trip_ns", 7999343, { round_trip_ns = "ns" }))
+    assert.equal("1.5 GiB/s", report.format("bw", 1.5 * 2 ^ 30, { bw = "bytes_per_second" }))
     assert.equal("yes", report.format("ok", true))
     assert.equal("n/a", report.format("x", nil))
+  end)
+
+  it("says \"1 line\", \"2 lines\"", function()
+    local describe_ = require "vmlab.describe"
+    assert.equal("1 line", describe_.plural(1, "line"))
+    assert.equal("2 lines", describe_.plural(2, "line"))
+    assert.equal("1,000 error lines", describe_.plural(1000, "error line"))
   end)
 
   it("is one JSON object with experiment, params, system and result", function()
     local text = report.json(record)
     assert.is_nil(text:find("\n"))
+    assert.matches('^{"experiment":"demo","summary":"a made%-up experiment","params":{"size":67108864},"system":{"page_size"',
+      text)
     local doc = cjson.decode(text)
     assert.equal("demo", doc.experiment)
     assert.equal(64 * 1024 * 1024, doc.params.size)
@@ -219,5 +244,106 @@ describe("a report", function()
     assert.same({ a = 0x7ffd12345678, e = {}, p = "/x", t = 0.25 }, report.decode(text))
     assert.equal("{}", report.encode({}, true))
     assert.equal("[]", report.encode({}))
+  end)
+end)
+
+describe("one description per experiment", function()
+  local describe_ = require "vmlab.describe"
+
+  it("describes every parameter with its default, unit, meaning and range or choices", function()
+    for _, n in ipairs(experiments.names()) do
+      local e = assert(experiments.get(n))
+      for _, p in ipairs(e.params) do
+        local where = n .. " " .. p.name
+        assert.is_string(p.help, where)
+        assert.is_truthy(describe_.is_param_unit[p.unit], where)
+        assert.is_nil(describe_.check(p, p.default), where)
+        if p.unit == "choice" then assert.is_true(#p.choices > 0, where) end
+        if p.unit == "bytes" or p.unit == "count" or p.unit == "seconds" or p.unit == "pages" then
+          assert.is_number(p.min, where)
+          assert.is_number(p.max, where)
+        end
+      end
+      assert.same(experiments.defaults(e), experiments.params(n))
+    end
+  end)
+
+  it("names every result field by one rule: snake_case, a unit other than bytes, seconds or counts last", function()
+    local suffix = { ns = "ns", percent = "percent", bytes_per_second = "bytes_per_second" }
+    local function walk(n, fields, path)
+      for _, f in ipairs(fields or {}) do
+        local where = n .. ": " .. path .. f.name
+        assert.matches("^[%l%d_]+$", f.name, 1, where)
+        assert.is_string(f.help, where)
+        local want = suffix[f.unit]
+        if want then
+          assert.is_true(f.name:sub(-#want) == want or f.name:match("^" .. want .. "_per_") ~= nil, where)
+        end
+        -- a unit word, where there is one, comes last: touch_seconds, never seconds_touch
+        assert.is_false(f.name:match("^seconds_") ~= nil or (f.name:match("^ns_") ~= nil
+          and f.name:match("^ns_per_") == nil), where)
+        assert.is_nil(f.name:match("_pct$"), where)
+        walk(n, f.fields, path .. f.name .. ".")
+        if type(f.of) == "table" then walk(n, f.of.fields, path .. f.name .. ".*.") end
+      end
+    end
+    for _, n in ipairs(experiments.names()) do walk(n, experiments.get(n).fields, "") end
+  end)
+
+  it("refuses a description without a unit, a help line or a range, naming the param", function()
+    local function bad(params, fields)
+      return function()
+        experiments.check({ name = "x", summary = "s", run = function() end, params = params,
+          fields = fields or { { name = "a", unit = "count", help = "h" } } }, "x")
+      end
+    end
+    assert.error_matches(bad({ { name = "size", default = 1, help = "h" } }), "param 'size': unit 'nil'")
+    assert.error_matches(bad({ { name = "size", default = 1, unit = "bytes", min = 1, max = 2 } }),
+      "param 'size' needs a one%-line help")
+    assert.error_matches(bad({ { name = "size", default = 1, unit = "bytes", help = "h" } }),
+      "param 'size' needs min and max")
+    assert.error_matches(bad({ { name = "size", default = 0, unit = "bytes", help = "h", min = 1, max = 2 } }),
+      "param 'size': its default is invalid")
+    assert.error_matches(bad({ size = 1 }), "params must be a list")
+    assert.error_matches(bad({}, { { name = "a", unit = "furlongs", help = "h" } }), "field 'a': unit 'furlongs'")
+    assert.error_matches(bad({}, { { name = "a", unit = "table", help = "h" } }), "field 'a' %(table%) needs fields")
+  end)
+
+  it("reads a command-line word in the param's unit: a size needs its unit", function()
+    local size = { name = "frame_size", unit = "bytes", min = 16, max = 1 << 20 }
+    assert.equal(4096, describe_.parse(size, "4096B"))
+    assert.equal(512 * 1024, describe_.parse(size, "512KiB"))
+    assert.equal(0, describe_.parse(size, "0"))
+    local v, err = describe_.parse(size, "8")
+    assert.is_nil(v)
+    assert.equal("--frame-size: '8' needs a unit (bytes: 8B; or 8KiB, 8MiB, 8GiB)", err)
+    assert.matches("^%-%-frame%-size: '%-5' is negative", select(2, describe_.parse(size, "-5")))
+    assert.matches("^%-%-frame%-size: 8 B is below the minimum 16 B", describe_.check(size, 8))
+    local secs = { name = "budget", unit = "seconds" }
+    assert.equal(0.5, describe_.parse(secs, "500ms"))
+    assert.equal(2, describe_.parse(secs, "2"))
+    local list = { name = "sizes", unit = "bytes", list = true, min = 1, max = 1 << 20 }
+    assert.same({ 64, 4096 }, describe_.parse(list, "64B,4KiB"))
+    assert.equal("64B,4KiB", describe_.word(list, { 64, 4096 }))
+    local choice = { name = "mode", unit = "choice", choices = { "read", "write" } }
+    assert.equal("--mode: 'rw' is not one of: read, write", select(2, describe_.parse(choice, "rw")))
+  end)
+
+  it("experiments.run checks every value before running, naming the parameter", function()
+    assert.error_matches(function() experiments.run("lazy", { size = 0 }) end,
+      "experiment 'lazy': parameter 'size': 0 B is below the minimum")
+    assert.error_matches(function() experiments.run("lazy", { mode = "rw" }) end,
+      "experiment 'lazy': parameter 'mode': must be one of write, read, got rw")
+    assert.error_matches(function() experiments.run("tlb", { stride = 4100 }) end,
+      "experiment 'tlb': %-%-stride: must be a multiple of 8")
+    -- a size with its unit is welcome from Lua too
+    assert.equal(16 * vm.page_size, (experiments.run("faults", { size = (16 * vm.page_size) .. "B" })).size)
+  end)
+
+  it("finds a field's description by its path", function()
+    assert.equal("count", experiments.field("read-write", "read.minor_faults").unit)
+    assert.equal("ns", experiments.field("ipc", "methods.round_trip_ns").unit)
+    assert.equal("bytes", experiments.field("cow", "smaps.child_after_fork.shared").unit)
+    assert.is_nil(experiments.field("lazy", "no_such_field"))
   end)
 end)

@@ -25,7 +25,7 @@ end
 
 describe("the shm-frames experiment", function()
   local r
-  setup(function() r = experiments.run("shm-frames", { pages = 32 }) end)
+  setup(function() r = experiments.run("shm-frames", { size = 32 * require("vmlab").page_size }) end)
 
   it("the parent and the exec'd child map the object at different virtual addresses", function()
     vassert.claim_holds(r, "different_addresses")
@@ -126,7 +126,7 @@ end)
 describe("the ipc experiment", function()
   local r
   setup(function()
-    r = experiments.run("ipc", { sizes = "64," .. P, budget = 0.02, round_trips = 2000, stream_messages = 2000 })
+    r = experiments.run("ipc", { sizes = { 64, P }, budget = 0.02, round_trips = 2000, stream_messages = 2000 })
   end)
 
   it("measures every method at every size, on one core and on two", function()
@@ -204,6 +204,7 @@ describe("the ipc experiment", function()
     assert.error_matches(function() vm.ipc_measure("pipe", { message_bytes = 0 }) end, "'message_bytes'")
     assert.error_matches(function() vm.ipc_measure("pipe", { cpu_child = -5 }) end, "'cpu_child'")
     assert.error_matches(function() vm.ipc_measure("pipe", { budget = 0 }) end, "'budget'")
-    assert.error_matches(function() experiments.run("ipc", { methods = "telepathy" }) end, "unknown method")
+    assert.error_matches(function() experiments.run("ipc", { methods = "telepathy" }) end,
+      "parameter 'methods': must be one of .*, got telepathy")
   end)
 end)

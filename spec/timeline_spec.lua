@@ -155,8 +155,8 @@ describe("experiments' timelines", function()
   end)
 
   it("cow, thp and madvise include the timeline of their main touch", function()
-    local cow = json("run cow --pages 1024 --json").result
-    check_timeline(cow.timeline, 1024 * require("vmlab").page_size, "cow (the child's writes)")
+    local cow = json("run cow --size 4MiB --json").result
+    check_timeline(cow.timeline, 4 * MiB, "cow (the child's writes)")
     local thp = json("run thp --size 8MiB --json").result
     check_timeline(thp.timeline, 8 * MiB, "thp")
     local mad = json("run madvise --size 4MiB --file-size 1MiB --heap-size 1MiB --json").result

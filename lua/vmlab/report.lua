@@ -2,82 +2,39 @@
 --
 --   local experiments, report = require "vmlab.experiments", require "vmlab.report"
 --   local _, record = experiments.run("lazy")
---   print(report.text(record))   -- title, params, a table of numbers in human units, what they show
---   print(report.json(record))   -- {"experiment":..., "params":{...}, "system":{...}, "result":{...}}
+--   print(report.text(record))   -- title, params, tables of numbers in human units, what they show
+--   print(report.json(record))   -- vmlab.record.json: {"schema":1,"experiment":...,"params":{...},...}
 --
--- Units of a number are chosen by the experiment's `units` table (field name ->
--- "bytes", "seconds", "count", "address", "ns", "rate", "percent", "ratio", "text"), else by its name:
--- *address* -> hex, *seconds*/*_time -> time, ns_per_* -> ns, *per_s -> GiB/s,
--- size/bytes/rss/virt/growth/limit/... -> bytes, other integers -> counts.
---
--- JSON: sizes in bytes, times in seconds, counts as integers. Integers are written
--- exactly (addresses too), other numbers with 14 significant digits;
--- an infinite value (an unlimited rlimit) is written as the string "unlimited",
--- NaN as null; an empty table inside the result is [] unless its metatable is
--- report.object_mt; arrays with holes get nulls; tables mixing keys become objects.
+-- Every number is shown in the unit its experiment's description gives it
+-- (params and fields, see vmlab/experiments/init.lua): nothing is guessed from
+-- names. Tables put the identifying column (a table field's first column)
+-- first; rates carry "/s"; times use the best unit (ns, us, ms, s); text too
+-- wide for a column is written below the table; prose lines wrap at 110
+-- columns. JSON is written by vmlab.record (one module, fixed key order).
 -- @module vmlab.report
-local units = require "vmlab.units"
 
 local report = {}
 
+local describe = require "vmlab.describe"
+local record = require "vmlab.record"
+
 --- Give an empty table this metatable to have it written as {} in JSON.
-report.object_mt = { __jsontype = "object" }
+report.object_mt = record.object_mt
 --- ... or this one to have a table written as a JSON array.
-report.array_mt = { __jsontype = "array" }
+report.array_mt = record.array_mt
 
--- ---------------------------------------------------------------------------
--- Numbers in human units
+--- The widest a table or a prose line of the text report gets (columns).
+report.WIDTH = 110
 
-local function kind_by_name(key)
-  key = tostring(key):lower()
-  if key:find("address") or key:find("_addr$") or key == "addr" or key == "start" or key == "end" then
-    return "address"
-  end
-  if key:find("^ns_") or key:find("_ns$") or key:find("ns_per") then return "ns" end
-  if key:find("gib_per_s") or key:find("per_s$") or key:find("per_second") then return "rate" end
-  if key:find("percent") or key:find("pct") then return "percent" end
-  if key:find("ratio") then return "ratio" end
-  for _, w in ipairs { "frames", "faults", "pages", "count", "depth", "number" } do
-    if key:find(w, 1, true) then return "count" end
-  end
-  if key:find("seconds") or key:find("_time$") or key == "time" or key == "elapsed" then return "seconds" end
-  for _, w in ipairs { "size", "bytes", "rss", "virt", "growth", "limit", "committed", "memory",
-                       "available", "anon", "private", "shared", "swap", "pss", "uss", "heap", "huge" } do
-    if key:find(w, 1, true) then return "bytes" end
-  end
-  return nil
-end
-
---- The unit of a field: the experiment's units table, else guessed from its name
--- ("bytes", "seconds", "count", "address", "ns", "rate", "percent", "ratio" or nil).
+--- The unit of a field in a unit map (name -> unit, e.g. experiments' e.units), or nil.
 function report.kind(key, unit_map)
-  return unit_map and unit_map[key] or kind_by_name(key)
+  return unit_map and unit_map[key] or nil
 end
 
---- A value in human units, by its field name (and the experiment's units table).
+--- A value in human units: the unit comes from unit_map[key] (a map of
+-- name -> unit such as an experiment's e.units), never from the name.
 function report.format(key, v, unit_map)
-  if v == nil then return "n/a" end
-  local t = type(v)
-  if t == "boolean" then return v and "yes" or "no" end
-  if t == "string" then return v end
-  if t ~= "number" then return tostring(v) end
-  if v ~= v then return "n/a" end
-  if v == math.huge then return "unlimited" end
-  local kind = unit_map and unit_map[key] or kind_by_name(key)
-  if kind == "address" and math.type(v) == "integer" then return ("0x%x"):format(v) end
-  if kind == "bytes" then
-    if math.abs(v) < 1024 then return ("%s B"):format(units.count(v)) end
-    return units.bytes(v)
-  end
-  if kind == "seconds" then return units.seconds(v) end
-  if kind == "ns" then return v >= 100 and ("%.0f ns"):format(v) or ("%.1f ns"):format(v) end
-  if kind == "rate" then return ("%.2f GiB/s"):format(v) end
-  if kind == "percent" then return ("%.1f %%"):format(v) end
-  if kind == "ratio" then return ("%.3f"):format(v) end
-  if kind == "text" then return tostring(v) end
-  if math.type(v) == "integer" then return units.count(v) end
-  if v == math.floor(v) and math.abs(v) < 2 ^ 53 then return units.count(math.tointeger(v)) end
-  return ("%.4g"):format(v)
+  return describe.show(unit_map and unit_map[key], v)
 end
 
 -- ---------------------------------------------------------------------------
@@ -100,43 +57,79 @@ local function is_record(t) -- a table of scalars with string keys
   return true
 end
 
-local preferred = {
-  "name", "label", "step", "case", "call", "mode", "what", "kind", "region", "path", "access", "signal", "code",
-  "code_name", "address", "start", "end", "size", "bytes", "pages", "rss", "ok",
-}
-local prank = {}
-for i, k in ipairs(preferred) do prank[k] = i end
-
-local function ordered_keys(keys, order)
-  local pos = {}
-  for i, k in ipairs(order or {}) do pos[k] = i end
-  table.sort(keys, function(a, b)
-    local pa, pb = pos[a] or (1000 + (prank[a] or 1000)), pos[b] or (1000 + (prank[b] or 1000))
-    if pa ~= pb then return pa < pb end
-    return tostring(a) < tostring(b)
-  end)
-  return keys
-end
+local function width_of(s) return utf8.len(s) or #s end
 
 local function pad(s, w, right)
-  local len = utf8.len(s) or #s
+  local len = width_of(s)
   if len >= w then return s end
   return right and (s .. (" "):rep(w - len)) or ((" "):rep(w - len) .. s)
 end
 
--- rows: list of lists of strings; first row is the header (or nil)
-local function grid(out, indent, header, rows)
+--- Words of text wrapped to lines of at most `width` columns (a word longer
+-- than that stays whole); the first line starts with `first`, the others with `rest`.
+function report.wrap(text, first, rest, width)
+  width = width or report.WIDTH
+  local lines, line = {}, first
+  local empty = true
+  for word in tostring(text):gmatch("%S+") do
+    if not empty and width_of(line) + 1 + width_of(word) > width then
+      lines[#lines + 1] = line
+      line, empty = rest .. word, false
+    else
+      line = line .. (empty and "" or " ") .. word
+      empty = false
+    end
+  end
+  lines[#lines + 1] = line
+  return lines
+end
+
+local function add_wrapped(out, text, first, rest)
+  for _, l in ipairs(report.wrap(text, first, rest or first)) do out[#out + 1] = l end
+end
+
+-- The keys of t: those described (fields, in order) first, then the others by
+-- name; fields described with text = false are left out.
+local function ordered(t, fields)
+  local keys, seen = {}, {}
+  for _, f in ipairs(fields or {}) do
+    if t[f.name] ~= nil and f.text ~= false then keys[#keys + 1] = f.name end
+    seen[f.name] = true
+  end
+  local rest = {}
+  for k in pairs(t) do if not seen[k] then rest[#rest + 1] = k end end
+  table.sort(rest, function(a, b) return tostring(a) < tostring(b) end)
+  for _, k in ipairs(rest) do keys[#keys + 1] = k end
+  return keys
+end
+
+local function find(fields, name)
+  for _, f in ipairs(fields or {}) do if f.name == name then return f end end
+  return nil
+end
+
+local function show(desc, v)
+  return describe.show(desc and desc.unit, v)
+end
+
+local function is_text_unit(desc, v)
+  if desc then return desc.unit == "text" end
+  return type(v) == "string"
+end
+
+-- rows: list of lists of strings; header: list of strings or nil; left[i]: left-align column i
+local function grid(out, indent, header, rows, left)
   local widths = {}
   local all = {}
   if header then all[1] = header end
   for _, r in ipairs(rows) do all[#all + 1] = r end
   for _, r in ipairs(all) do
-    for i, c in ipairs(r) do widths[i] = math.max(widths[i] or 0, utf8.len(c) or #c) end
+    for i, c in ipairs(r) do widths[i] = math.max(widths[i] or 0, width_of(c)) end
   end
   local function line(r)
     local cells = {}
-    for i = 1, #widths do cells[i] = pad(r[i] or "", widths[i], i == 1) end
-    out[#out + 1] = indent .. table.concat(cells, "  "):gsub("%s+$", "")
+    for i = 1, #widths do cells[i] = pad(r[i] or "", widths[i], i == 1 or (left and left[i])) end
+    out[#out + 1] = (indent .. table.concat(cells, "  ")):gsub("%s+$", "")
   end
   if header then
     line(header)
@@ -147,86 +140,204 @@ local function grid(out, indent, header, rows)
   for _, r in ipairs(rows) do line(r) end
 end
 
-local function render_list(out, indent, name, list, unit_map, order)
-  if #list == 0 then
-    out[#out + 1] = indent .. name .. ": (none)"
-    return
+-- The width grid() would give these columns (cells: list of columns, each a list of strings).
+local function grid_width(indent, cols)
+  local w = #indent
+  for i, col in ipairs(cols) do
+    local cw = 0
+    for _, c in ipairs(col) do cw = math.max(cw, width_of(c)) end
+    w = w + cw + (i > 1 and 2 or 0)
   end
-  if type(list[1]) ~= "table" then
-    local cells = {}
-    for i, v in ipairs(list) do
-      if i > 16 then cells[#cells + 1] = ("... (%d in all)"):format(#list); break end
-      cells[#cells + 1] = report.format(name, v, unit_map)
-    end
-    out[#out + 1] = indent .. name .. ": " .. table.concat(cells, ", ")
-    return
-  end
-  local seen, cols = {}, {}
-  for _, rec in ipairs(list) do
-    for k, v in pairs(rec) do
-      if not seen[k] and type(v) ~= "table" then seen[k] = true; cols[#cols + 1] = k end
-    end
-  end
-  ordered_keys(cols, order)
-  local rows = {}
-  for _, rec in ipairs(list) do
-    local r = {}
-    for i, k in ipairs(cols) do r[i] = rec[k] == nil and "" or report.format(k, rec[k], unit_map) end
-    rows[#rows + 1] = r
-  end
-  out[#out + 1] = indent .. name .. ":"
-  local header = {}
-  for i, k in ipairs(cols) do header[i] = tostring(k) end
-  grid(out, indent .. "  ", header, rows)
+  return w
 end
 
-local function render_table(out, indent, t, unit_map, order)
-  local scalars, records, lists, others = {}, {}, {}, {}
-  for k, v in pairs(t) do
-    if k ~= "skipped" then
-      if type(v) ~= "table" then scalars[#scalars + 1] = k
-      elseif is_list(v) then lists[#lists + 1] = k
-      elseif is_record(v) then records[#records + 1] = k
-      else others[#others + 1] = k end
+-- Text wider than this in a table cell goes below the table.
+local WIDE_CELL = 28
+local NOTES_WIDTH = 60
+
+-- A list of rows as a table: columns in the description's order (the first
+-- identifies the row); wide text and nested values go below it, one line each;
+-- a table still wider than report.WIDTH is split, repeating the first column.
+local function render_rows(out, indent, name, list, desc)
+  local fields = desc and desc.fields
+  local seen, cols = {}, {}
+  for _, f in ipairs(fields or {}) do
+    seen[f.name] = f.text == false or nil
+    for _, rec in ipairs(f.text ~= false and list or {}) do
+      if type(rec) == "table" and rec[f.name] ~= nil then seen[f.name] = true; cols[#cols + 1] = f.name; break end
     end
   end
-  ordered_keys(scalars, order)
-  if #scalars > 0 then
-    local rows = {}
-    for _, k in ipairs(scalars) do rows[#rows + 1] = { tostring(k), report.format(k, t[k], unit_map) } end
-    grid(out, indent, nil, rows)
+  local rest = {}
+  for _, rec in ipairs(list) do
+    for k in pairs(type(rec) == "table" and rec or {}) do
+      if not seen[k] then seen[k] = true; rest[#rest + 1] = k end
+    end
   end
-  -- records side by side: one column per record (e.g. read | write)
-  ordered_keys(records, order)
-  if #records > 0 then
-    local seen, metrics = {}, {}
-    for _, rk in ipairs(records) do
-      for k in pairs(t[rk]) do
-        if not seen[k] then seen[k] = true; metrics[#metrics + 1] = k end
+  table.sort(rest, function(a, b) return tostring(a) < tostring(b) end)
+  for _, k in ipairs(rest) do cols[#cols + 1] = k end
+  local id = cols[1]
+  -- which columns go below: nested values, wide text
+  local below, inline = {}, {}
+  for i, k in ipairs(cols) do
+    local d = find(fields, k)
+    local wide = false
+    for _, rec in ipairs(list) do
+      local v = rec[k]
+      if type(v) == "table" then wide = true
+      elseif v ~= nil and i > 1 and is_text_unit(d, v) and width_of(show(d, v)) > WIDE_CELL then wide = true end
+    end
+    if wide then below[#below + 1] = k else inline[#inline + 1] = k end
+  end
+  out[#out + 1] = indent .. name .. ":"
+  local sub = indent .. "  "
+  -- split the inline columns into groups that fit
+  local cells = {}
+  for i, k in ipairs(inline) do
+    local d = find(fields, k)
+    local col = { tostring(k) }
+    for _, rec in ipairs(list) do col[#col + 1] = rec[k] == nil and "" or show(d, rec[k]) end
+    cells[i] = col
+  end
+  local groups, cur = {}, { 1 }
+  for i = 2, #inline do
+    local try = { cells[1] }
+    for _, j in ipairs(cur) do if j ~= 1 then try[#try + 1] = cells[j] end end
+    try[#try + 1] = cells[i]
+    if #cur > 1 and grid_width(sub, try) > report.WIDTH then
+      groups[#groups + 1] = cur
+      cur = { 1, i }
+    else
+      cur[#cur + 1] = i
+    end
+  end
+  groups[#groups + 1] = cur
+  for g, group in ipairs(groups) do
+    if g > 1 then out[#out + 1] = "" end
+    local header, rows, left = {}, {}, {}
+    for c, j in ipairs(group) do
+      header[c] = cells[j][1]
+      local d = find(fields, inline[j])
+      left[c] = is_text_unit(d, list[1] and list[1][inline[j]])
+    end
+    for r = 1, #list do
+      local row = {}
+      for c, j in ipairs(group) do row[c] = cells[j][r + 1] end
+      rows[r] = row
+    end
+    grid(out, sub, header, rows, left)
+  end
+  for _, rec in ipairs(list) do
+    for _, k in ipairs(below) do
+      local v = rec[k]
+      if v ~= nil then
+        local text
+        if type(v) == "table" then
+          local parts = {}
+          local d = find(fields, k)
+          for _, kk in ipairs(ordered(v, d and d.fields)) do
+            local x = v[kk]
+            parts[#parts + 1] = ("%s=%s"):format(kk, type(x) == "table" and "..." or show(find(d and d.fields, kk), x))
+          end
+          text = table.concat(parts, ", ")
+        else
+          text = show(find(fields, k), v)
+        end
+        local who = id and rec[id] ~= nil and show(find(fields, id), rec[id]) or "?"
+        add_wrapped(out, ("%s: %s: %s"):format(who, k, text), sub, sub .. "    ")
       end
     end
-    ordered_keys(metrics, order)
+  end
+end
+
+local render_object
+
+-- A value that is not a scalar, under its name.
+local function render_member(out, indent, name, v, desc)
+  if is_list(v) and #v == 0 then
+    out[#out + 1] = indent .. name .. ": (none)"
+  elseif is_list(v) and type(v[1]) ~= "table" then
+    local cells = {}
+    local of = desc and desc.of
+    for i, x in ipairs(v) do
+      if i > 16 then cells[#cells + 1] = ("... (%d in all)"):format(#v); break end
+      cells[#cells + 1] = describe.show(type(of) == "string" and of or nil, x)
+    end
+    add_wrapped(out, name .. ": " .. table.concat(cells, ", "), indent, indent .. "  ")
+  elseif is_list(v) then
+    render_rows(out, indent, name, v, desc)
+  else
+    out[#out + 1] = indent .. name .. ":"
+    local fields = desc and desc.fields
+    if desc and desc.unit == "map" then
+      -- each member is described by `of`
+      local list = {}
+      for k in pairs(v) do list[#list + 1] = { name = k, unit = desc.of.unit, fields = desc.of.fields,
+        of = desc.of.of, help = desc.of.help } end
+      fields = list
+      table.sort(fields, function(a, b) return tostring(a.name) < tostring(b.name) end)
+    end
+    render_object(out, indent .. "  ", v, fields)
+  end
+end
+
+-- A table of named values: scalars as "name  value" rows; objects of scalars
+-- side by side (one column each, e.g. read | write); then lists and nested
+-- objects under their names.
+render_object = function(out, indent, t, fields)
+  local keys = ordered(t, fields)
+  local scalars, records, others = {}, {}, {}
+  for _, k in ipairs(keys) do
+    local v = t[k]
+    if type(v) ~= "table" then scalars[#scalars + 1] = k
+    elseif is_record(v) then records[#records + 1] = k
+    else others[#others + 1] = k end
+  end
+  local notes = {}
+  if #scalars > 0 then
+    local rows = {}
+    for _, k in ipairs(scalars) do
+      local d = find(fields, k)
+      local text = show(d, t[k])
+      if width_of(text) > NOTES_WIDTH then notes[#notes + 1] = { k, text }
+      else rows[#rows + 1] = { tostring(k), text } end
+    end
+    local left = { true, false }
+    grid(out, indent, nil, rows, left)
+  end
+  if #records > 0 then
+    -- one row per member (in the first record's description order), one column per record
+    local mseen, metrics = {}, {}
+    for _, rk in ipairs(records) do
+      local d = find(fields, rk)
+      for _, m in ipairs(ordered(t[rk], d and d.fields)) do
+        if not mseen[m] then mseen[m] = true; metrics[#metrics + 1] = m end
+      end
+    end
     local header = { "" }
     for _, rk in ipairs(records) do header[#header + 1] = tostring(rk) end
-    local rows = {}
+    local rows, left = {}, { true }
     for _, m in ipairs(metrics) do
       local r = { tostring(m) }
-      for _, rk in ipairs(records) do r[#r + 1] = report.format(m, t[rk][m], unit_map) end
+      for _, rk in ipairs(records) do
+        local d = find(fields, rk)
+        local md = find(d and d.fields, m)
+        local v = t[rk][m]
+        local text = v == nil and "" or show(md, v)
+        if width_of(text) > WIDE_CELL then
+          notes[#notes + 1] = { rk .. "." .. m, text }
+          text = "(below)"
+        end
+        r[#r + 1] = text
+      end
       rows[#rows + 1] = r
     end
     if #scalars > 0 then out[#out + 1] = "" end
-    grid(out, indent, header, rows)
+    grid(out, indent, header, rows, left)
   end
-  ordered_keys(lists, order)
-  for _, k in ipairs(lists) do
-    out[#out + 1] = ""
-    render_list(out, indent, tostring(k), t[k], unit_map, order)
-  end
-  ordered_keys(others, order)
+  for _, n in ipairs(notes) do add_wrapped(out, n[1] .. ": " .. n[2], indent, indent .. "    ") end
   for _, k in ipairs(others) do
     out[#out + 1] = ""
-    out[#out + 1] = indent .. tostring(k) .. ":"
-    render_table(out, indent .. "  ", t[k], unit_map, order)
+    render_member(out, indent, tostring(k), t[k], find(fields, k))
   end
 end
 
@@ -237,12 +348,19 @@ local function experiment_of(record)
   return e
 end
 
-local function params_line(params, unit_map)
-  local keys = {}
-  for k in pairs(params or {}) do keys[#keys + 1] = k end
-  table.sort(keys)
-  local parts = {}
-  for _, k in ipairs(keys) do parts[#parts + 1] = ("%s=%s"):format(k, report.format(k, params[k], unit_map)) end
+local function params_line(params, e)
+  local parts, seen = {}, {}
+  for _, p in ipairs(e and e.params or {}) do
+    local v = (params or {})[p.name]
+    if v ~= nil then
+      seen[p.name] = true
+      parts[#parts + 1] = ("%s=%s"):format(p.name, describe.word(p, v))
+    end
+  end
+  local rest = {}
+  for k in pairs(params or {}) do if not seen[k] then rest[#rest + 1] = k end end
+  table.sort(rest)
+  for _, k in ipairs(rest) do parts[#parts + 1] = ("%s=%s"):format(k, describe.show(nil, params[k])) end
   return #parts > 0 and table.concat(parts, ", ") or "(none)"
 end
 
@@ -280,12 +398,12 @@ end
 -- @return a string ending in a newline
 function report.text(record, e)
   e = e or experiment_of(record) or {}
-  local unit_map, result = e.units, record.result or {}
+  local result = record.result or {}
   local out = {}
   local title = ("%s - %s"):format(record.experiment or e.name or "?", record.summary or e.summary or "")
   out[#out + 1] = title
   out[#out + 1] = ("="):rep(math.min(utf8.len(title) or #title, 78))
-  out[#out + 1] = "params: " .. params_line(record.params, unit_map)
+  add_wrapped(out, "params: " .. params_line(record.params, e), "", "        ")
   local s = record.system
   if s then
     local p = s.probes or {}
@@ -293,22 +411,22 @@ function report.text(record, e)
       or p.zero_page == false and "reads do not map the zero page" or "zero page unknown"
     local malloc = (p.allocator and p.allocator ~= "glibc") and (", malloc from %s, not glibc"):format(p.allocator)
       or ""
-    out[#out + 1] = ("system: %s-byte pages, THP %s, overcommit %s (%s), %s%s, kernel %s"):format(
+    add_wrapped(out, ("system: %s-byte pages, THP %s, overcommit %s (%s), %s%s, kernel %s"):format(
       tostring(s.page_size or "?"), tostring(s.thp), tostring(s.overcommit),
-      overcommit_names[s.overcommit] or "?", zero, malloc, tostring(s.kernel))
+      overcommit_names[s.overcommit] or "?", zero, malloc, tostring(s.kernel)), "", "        ")
   end
   out[#out + 1] = ""
   if result.skipped then out[#out + 1] = "SKIPPED: " .. tostring(result.skipped) end
   local view = report.text_view(result, e)
   view.claims = nil
-  render_table(out, "  ", view, unit_map, e.fields)
+  render_object(out, "  ", view, e.fields)
   report.claims_lines(out, result, e)
   if type(e.explain) == "function" then
     local ok, lines = pcall(e.explain, result, record.params or {})
     if ok and type(lines) == "table" and #lines > 0 then
       out[#out + 1] = ""
       out[#out + 1] = "In numbers:"
-      for _, l in ipairs(lines) do out[#out + 1] = "  " .. l end
+      for _, l in ipairs(lines) do add_wrapped(out, l, "  ", "    ") end
     elseif not ok then
       out[#out + 1] = ""
       out[#out + 1] = "(explain failed: " .. tostring(lines) .. ")"
@@ -337,14 +455,14 @@ function report.claims_lines(out, result, e)
   local pad_to = 14
   for _, c in ipairs(claims) do
     local word = report.verdict(c)
-    out[#out + 1] = "  " .. word .. (" "):rep(math.max(1, pad_to - #word)) .. c.text
     local indent = "  " .. (" "):rep(pad_to)
-    if c.evidence and c.evidence ~= "" then out[#out + 1] = indent .. "measured: " .. c.evidence end
-    if c.holds ~= true and c.why then out[#out + 1] = indent .. "why: " .. c.why end
+    add_wrapped(out, c.text, "  " .. word .. (" "):rep(math.max(1, pad_to - #word)), indent)
+    if c.evidence and c.evidence ~= "" then add_wrapped(out, "measured: " .. c.evidence, indent, indent .. "  ") end
+    if c.holds ~= true and c.why then add_wrapped(out, "why: " .. c.why, indent, indent .. "  ") end
     local spec = by_id[c.id]
     if c.holds == true and spec and type(spec.explain) == "function" then
       local ok, line = pcall(spec.explain, result)
-      if ok and type(line) == "string" and line ~= "" then out[#out + 1] = indent .. line end
+      if ok and type(line) == "string" and line ~= "" then add_wrapped(out, line, indent) end
     end
   end
   return out
@@ -353,97 +471,23 @@ end
 -- ---------------------------------------------------------------------------
 -- JSON
 
-local EMPTY_ARRAY = "@@vmlab_empty_array@@"
-local EMPTY_OBJECT = "@@vmlab_empty_object@@"
-local BIG_INT = "@@vmlab_int_"
+--- One value as JSON text (vmlab.record.encode: object keys by name); an
+-- empty table is {} when `object_if_empty`, else [].
+function report.encode(v, object_if_empty)
+  return record.encode(v, object_if_empty and { empty_object = true } or nil)
+end
+
+--- The record as one JSON object (a string, no newline): vmlab.record.json.
+function report.json(rec)
+  return record.json(rec)
+end
 
 local json_codec
 local function codec()
   if not json_codec then
-    local cjson = require "cjson"
-    json_codec = cjson.new()
-    json_codec.encode_number_precision(14)
-    json_codec.encode_sparse_array(false, 2, 10)
+    json_codec = require("cjson").new()
   end
   return json_codec
-end
-
-local function count_keys(t)
-  local n, int_keys, max = 0, 0, 0
-  for k in pairs(t) do
-    n = n + 1
-    if math.type(k) == "integer" and k >= 1 then
-      int_keys = int_keys + 1
-      if k > max then max = k end
-    end
-  end
-  return n, int_keys, max
-end
-
--- A copy of v that cjson writes the way the report promises.
-local function plain(v, object_if_empty, depth)
-  depth = depth or 0
-  if depth > 64 then error("report.json: the value nests too deep (a cycle?)", 0) end
-  local t = type(v)
-  if t == "number" then
-    if v ~= v then return codec().null end
-    if v == math.huge then return "unlimited" end
-    if v == -math.huge then return "-unlimited" end
-    -- cjson writes 14 significant digits: a larger integer (an address) goes
-    -- through a placeholder that report.json replaces by its exact digits
-    if math.type(v) == "integer" and (v >= 10 ^ 14 or v <= -10 ^ 14) then return BIG_INT .. v .. "@@" end
-    return v
-  elseif t == "string" or t == "boolean" then
-    return v
-  elseif t == "nil" then
-    return codec().null
-  elseif t ~= "table" then
-    return tostring(v)
-  end
-  local mt = getmetatable(v)
-  local jt = type(mt) == "table" and rawget(mt, "__jsontype") or nil
-  local n, int_keys, max = count_keys(v)
-  if n == 0 then
-    if jt == "object" or (jt == nil and object_if_empty) then return EMPTY_OBJECT end
-    return EMPTY_ARRAY
-  end
-  local out = {}
-  if jt ~= "object" and int_keys == n and max <= 2 * n + 10 then
-    for i = 1, max do
-      if v[i] == nil then out[i] = codec().null else out[i] = plain(v[i], false, depth + 1) end
-    end
-    return out
-  end
-  for k, x in pairs(v) do
-    local key = type(k) == "string" and k or tostring(math.tointeger(k) or k)
-    out[key] = plain(x, false, depth + 1)
-  end
-  return out
-end
-
---- One value as JSON text, as the report writes it (see the top of this
--- file); an empty table is {} when `object_if_empty`, else [].
-function report.encode(v, object_if_empty)
-  local s = codec().encode(plain(v, object_if_empty))
-  s = s:gsub('"' .. EMPTY_ARRAY .. '"', "[]"):gsub('"' .. EMPTY_OBJECT .. '"', "{}")
-  s = s:gsub('"' .. BIG_INT .. '(%-?%d+)@@"', "%1")
-  -- cjson writes "/" as "\/" (valid, but noisy in paths); an escaped "/" is
-  -- the only way a backslash can be followed by "/" in its output
-  s = s:gsub("\\/", "/")
-  return s
-end
-
---- The record as one JSON object (a string, no newline):
--- {"experiment":..., "params":{...}, "system":{...}, "result":{...}}
-function report.json(record)
-  local encode = report.encode
-  -- the four members in this order (cjson orders an object's keys by hash)
-  return table.concat {
-    '{"experiment":', encode(record.experiment),
-    ',"params":', encode(record.params or {}, true),
-    ',"system":', encode(record.system or {}, true),
-    ',"result":', encode(record.result or {}, true), "}",
-  }
 end
 
 --- Parse JSON text (the inverse, for specs and tools); numbers come back as

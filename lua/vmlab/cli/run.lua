@@ -1,102 +1,136 @@
---- `vmlab run NAME [--size 256MiB] [--mode read|write] [--PARAM VALUE ...] [--json] [--force]
---  [--plot FILE.svg [--chart bars|timeline]]`
--- Runs one experiment and prints its report, or with --json one JSON object.
--- --plot writes a chart of the result (vmlab.plot): the experiment's own bars
--- where it has them (read-write, thp, madvise, ipc, regions --faults), else its
--- timeline (RSS, VIRT and faults against bytes touched); --chart picks one.
--- An experiment with nothing to draw: a message and exit status 1.
--- Every parameter of the experiment is an option (`frame_size` is
--- `--frame-size`), read by the type of its default: sizes take 512, 512KiB,
--- 64MiB, 2GiB (a bare number is MiB); counts take integers; words take the
--- experiment's choices. Bad values: a clear message and exit status 2. A run
--- that would write more than MemAvailable is refused unless --force.
+--- `vmlab run NAME [--PARAM VALUE ...] [--json] [--force] [--plot FILE.svg|FILE.png [--chart bars|timeline]]`
+-- Runs one experiment and prints its report, or with --json one JSON record.
+-- Every parameter of the experiment's description (vmlab/experiments/init.lua)
+-- is an option (`frame_size` is `--frame-size`), read in its unit: a size needs
+-- its unit (4096B, 512KiB, 64MiB, 2GiB), a count is a whole number, seconds take
+-- 0.5 or 500ms, choices one of their words, a list is comma-separated.
+-- `vmlab run NAME --help` shows each with its unit, default, meaning and range.
+-- Every value is checked once, before anything runs: a bad one is one line
+-- naming the option on standard error and exit status 2. So are a --plot file
+-- that cannot be written (not .svg, or .png without rsvg-convert) and an
+-- experiment with no chart. A run that would write more than MemAvailable is
+-- refused unless --force.
 local experiments = require "vmlab.experiments"
+local describe = require "vmlab.describe"
 local report = require "vmlab.report"
 local units = require "vmlab.units"
 
-local M = { summary = "run one experiment: vmlab run NAME [--size 64MiB] [--mode read|write] [--json] [--force] " ..
-  "[--plot FILE.svg]" }
+local M = { summary = "run one experiment: vmlab run NAME [--PARAM VALUE ...] [--json] [--force] "
+  .. "[--plot FILE.svg]" }
 
-local function option_name(key) return "--" .. key:gsub("_", "-") end
+local PROG = "vmlab run"
 
 local function fail(msg)
-  io.stderr:write("vmlab run: ", msg, "\n")
+  io.stderr:write(PROG, ": ", (tostring(msg):gsub("\n", " ")), "\n")
   return 2
 end
 
---- Is param `key` of experiment e a size in bytes?
-function M.is_size(e, key)
-  return report.kind(key, e.units) == "bytes"
+local unit_words = {
+  bytes = "a size: 4096B, 512KiB, 64MiB, 2GiB",
+  pages = "a number of pages",
+  count = "a whole number",
+  seconds = "seconds: 0.5, 500ms, 20us",
+  text = "text",
+  choice = "one of",
+  boolean = "yes or no; alone: yes",
+}
+
+--- The help line of param p: meaning; unit; default; range or choices.
+function M.param_help(p)
+  local parts = { p.help }
+  local unit = unit_words[p.unit] or p.unit
+  if p.unit == "choice" then unit = (p.list and "comma-separated, each one of: " or "one of: ")
+    .. table.concat(p.choices, ", ")
+  elseif p.list then unit = "comma-separated, each " .. unit end
+  parts[#parts + 1] = unit
+  local default = describe.word(p, p.default)
+  if p.unit == "text" and default == "" then default = '""' end
+  parts[#parts + 1] = "default " .. default
+  if p.min ~= nil then
+    parts[#parts + 1] = ("from %s to %s"):format(describe.word({ unit = p.unit }, p.min),
+      describe.word({ unit = p.unit }, p.max))
+  end
+  return table.concat(parts, "; ")
 end
 
---- Convert the text of option `key` to the type of the experiment's default.
--- @return value, or nil and a message
-function M.convert(e, key, text)
-  local default = e.params[key]
-  local opt = option_name(key)
-  if type(default) == "boolean" then
-    if text == nil or text == "yes" or text == "true" or text == "1" then return true end
-    if text == "no" or text == "false" or text == "0" then return false end
-    return nil, ("bad value '%s' for %s (yes or no)"):format(text, opt)
-  end
-  if text == nil then return nil, opt .. " needs a value" end
-  if math.type(default) == "integer" then
-    if M.is_size(e, key) then
-      local bytes, err = units.parse_size(text)
-      if bytes == nil and text:match("^%s*0+%s*$") then bytes = 0 end
-      if bytes == nil then return nil, ("%s: %s"):format(opt, err) end
-      return bytes
+local metavar = { bytes = "SIZE", pages = "PAGES", count = "N", seconds = "SECONDS", text = "TEXT",
+  choice = "WORD", boolean = "yes|no" }
+
+--- The parser of `vmlab run NAME` (its options from the experiment's params),
+-- or with no name the parser of `vmlab run` itself.
+function M.parser(name)
+  local cli = require "vmlab.cli"
+  local e = name and experiments.get(name)
+  if not e then
+    local lines = {}
+    for _, n in ipairs(experiments.names()) do
+      local ok, x = pcall(experiments.get, n)
+      lines[#lines + 1] = ("  %-15s %s"):format(n, ok and x and x.summary or "")
     end
-    local n = math.tointeger(tonumber(text))
-    if n == nil or n < 0 then
-      return nil, ("bad value '%s' for %s (a whole number, 0 or more)"):format(text, opt)
-    end
-    return n
+    local p = cli.new(PROG, "Runs one experiment and prints its report (or its JSON record). "
+      .. "`vmlab run NAME --help` shows NAME's parameters.")
+    p:argument("name", "The experiment."):args("?")
+    p:epilog("Experiments:\n" .. table.concat(lines, "\n"))
+    return p
   end
-  if type(default) == "number" then
-    local n = tonumber(text)
-    if n == nil or n ~= n then return nil, ("bad value '%s' for %s (a number)"):format(text, opt) end
-    return n
+  local p = cli.new(PROG .. " " .. name, e.summary)
+  p:argument("name", "The experiment.")
+  for _, d in ipairs(e.params) do
+    local o = p:option(describe.option(d.name), M.param_help(d)):target("param_" .. d.name)
+      :argname(metavar[d.unit] or "VALUE")
+    if d.unit == "boolean" then o:args("?") end
   end
-  local choices = e.choices and e.choices[key]
-  if choices then
-    for _, c in ipairs(choices) do if c == text then return text end end
-    return nil, ("bad value '%s' for %s (one of: %s)"):format(text, opt, table.concat(choices, ", "))
-  end
-  return text
+  p:flag("--json", "Print one JSON record (doc/record.schema.json) instead of the report.")
+  p:flag("--force", "Run even if it would write more than MemAvailable.")
+  p:option("--plot", "Also write a chart of the result: SVG, or PNG when the name ends in .png "
+    .. "(needs rsvg-convert)."):argname("FILE")
+  p:option("--chart", "With --plot: which family of the experiment's charts (default: its first).")
+    :choices { "bars", "timeline" }
+  p:epilog("Sizes need their unit (B, KiB, MiB, GiB, TiB); lists are comma-separated. "
+    .. "Every value is checked before the run starts.")
+  return p
 end
 
-local function is_timeline(v)
-  return type(v) == "table" and type(v[1]) == "table" and v[1].bytes ~= nil and v[1].rss ~= nil
+-- "--size -5": argparse would take "-5" for an option; "--size=-5" it reads as the value.
+local function join_negative(argv, e)
+  local out, i = {}, 1
+  while i <= #argv do
+    local a, nxt = argv[i], argv[i + 1]
+    local key = a:match("^%-%-([%w-]+)$")
+    local d = key and experiments.param(e, (key:gsub("-", "_")))
+    if d and d.unit ~= "boolean" and nxt and nxt:match("^%-[%d.]") then
+      out[#out + 1] = a .. "=" .. nxt
+      i = i + 2
+    else
+      out[#out + 1] = a
+      i = i + 1
+    end
+  end
+  return out
 end
 
---- Write the chart of an experiment's result to path.
--- @param chart nil (the experiment's bars where it has them, else its
---   timeline), "bars" or "timeline"
--- @return true, or nil and the reason
-function M.plot(name, result, path, chart)
-  local plot = require "vmlab.plot"
-  if chart == "timeline" then
-    local any = type(result) == "table" and is_timeline(result.timeline)
-    for _, v in pairs(type(result) == "table" and result or {}) do
-      if type(v) == "table" and is_timeline(v.timeline) then any = true end
+--- Parse the options of experiment e into params (only those given).
+-- @return params, or nil and one line naming the option
+function M.params_from(e, args)
+  local params = {}
+  for _, d in ipairs(e.params) do
+    local v = args["param_" .. d.name]
+    if v ~= nil then
+      if type(v) == "table" then v = v[1] end -- a boolean option given bare
+      local value, err = describe.parse(d, v)
+      if value == nil then return nil, err end
+      params[d.name] = value
     end
-    if not any then return nil, ("experiment '%s' has no timeline to draw (try --chart bars)"):format(name) end
   end
-  local svg, why = plot.for_result(name, result, { prefer = chart ~= "timeline" and "bars" or nil })
-  if not svg then return nil, why end
-  local ok, err = plot.write(path, svg)
-  if not ok then return nil, ("cannot write the chart: %s"):format(tostring(err)) end
-  return true
+  return params
 end
 
 --- Bytes the run will write with these params: e.writes(params) when the
--- experiment says, else 0 in read mode, else its size (or pages).
+-- experiment says, else 0 in read mode, else its size.
 function M.writes(e, params)
   if type(e.writes) == "function" then return e.writes(params) or 0 end
   if params.mode == "read" then return 0 end
   if math.type(params.size) == "integer" then return params.size end
-  if math.type(params.pages) == "integer" then return params.pages * require("vmlab").page_size end
   return 0
 end
 
@@ -113,71 +147,64 @@ function M.check_memory(name, e, params)
   return nil
 end
 
-local function default_text(e, key)
-  local v = e.params[key]
-  if M.is_size(e, key) and math.type(v) == "integer" then return units.bytes(v) end
-  return tostring(v)
+--- Can a chart of experiment `name` be written to path? nil, or why not (before running).
+function M.check_plot(name, path, chart)
+  local plot = require "vmlab.plot"
+  local format, why = plot.format_for(path)
+  if not format then return why end
+  local ok, cwhy = plot.can_draw(name, chart)
+  if not ok then return cwhy end
+  return nil
 end
 
-local function list_text()
-  local lines = {}
-  for _, n in ipairs(experiments.names()) do lines[#lines + 1] = "  " .. n end
-  return table.concat(lines, "\n")
-end
-
-local function parser_for(name, e)
-  local argparse = require "argparse"
-  local p = argparse("vmlab run " .. name, e.summary)
-  p:argument("name", "the experiment")
-  p:flag("--json", "print one JSON object instead of the report")
-  p:flag("--force", "run even if it would write more than MemAvailable")
-  p:option("--plot", "write a chart of the result to this SVG file (a browser opens it)"):argname("FILE.svg")
-  p:option("--chart", "with --plot: the experiment's own bars, or its timeline (default: bars where it has them)")
-    :choices { "bars", "timeline" }
-  local keys = {}
-  for k in pairs(e.params) do keys[#keys + 1] = k end
-  table.sort(keys)
-  for _, k in ipairs(keys) do
-    local desc = ("%s (default %s)"):format(k, default_text(e, k))
-    if e.choices and e.choices[k] then desc = desc .. ": " .. table.concat(e.choices[k], " | ") end
-    if M.is_size(e, k) then desc = desc .. "; a size such as 512KiB, 64MiB, 2GiB (a bare number is MiB)" end
-    local o = p:option(option_name(k), desc):target("param_" .. k)
-    if type(e.params[k]) == "boolean" then o:args("?") end
-  end
-  return p, keys
+--- Write the chart of an experiment's result to path (SVG, or PNG for .png).
+-- @param chart nil (its first chart that draws), "bars" or "timeline"
+-- @return true, or nil and the reason
+function M.plot(name, result, path, chart)
+  local plot = require "vmlab.plot"
+  local svg, why = plot.for_result(name, result, { chart = chart })
+  if not svg then return nil, why end
+  local ok, err = plot.save(path, svg)
+  if not ok then return nil, ("cannot write the chart: %s"):format(tostring(err)) end
+  return true
 end
 
 function M.main(argv)
+  local cli = require "vmlab.cli"
   local name = argv[1]
-  if name == nil or name == "-h" or name == "--help" then
-    local out = name and io.stdout or io.stderr
-    out:write("usage: vmlab run NAME [--PARAM VALUE ...] [--json] [--force]\n",
-      "                 [--plot FILE.svg [--chart bars|timeline]]\n",
-      "       vmlab run NAME --help   shows NAME's parameters\n\nexperiments:\n", list_text(), "\n")
-    return name and 0 or 2
+  if name == nil or name:sub(1, 1) == "-" then
+    local p = M.parser()
+    if name == "-h" or name == "--help" then
+      io.stdout:write(p:get_help(), "\n")
+      return 0
+    end
+    if name == nil then
+      io.stderr:write(p:get_usage(), "\n", PROG, ": which experiment? (vmlab list shows them)\n")
+      return 2
+    end
+    return fail("the experiment's name comes first: vmlab run NAME [options]")
   end
-  if name:sub(1, 1) == "-" then return fail("the experiment's name comes first: vmlab run NAME [options]") end
   local ok, e, err = pcall(experiments.get, name)
   if not ok then
-    io.stderr:write("vmlab run: ", tostring(e), "\n")
+    io.stderr:write(PROG, ": ", tostring(e), "\n")
     return 1
   end
-  if not e then return fail(err .. "\nexperiments:\n" .. list_text()) end
-  local parser, keys = parser_for(name, e)
-  local pok, args = parser:pparse(argv)
-  if not pok then return fail(args .. "\n" .. parser:get_usage()) end
-  if args.chart and not args.plot then return fail("--chart goes with --plot FILE.svg") end
-  local params = {}
-  for _, k in ipairs(keys) do
-    local v = args["param_" .. k]
-    if v ~= nil then
-      if type(v) == "table" then v = v[1] end -- a boolean option given bare
-      local value, cerr = M.convert(e, k, v)
-      if value == nil then return fail(cerr) end
-      params[k] = value
-    end
+  if not e then
+    return fail(require("vmlab.cli.suggest").unknown("experiment", name, experiments.names())
+      .. " (vmlab list shows them)")
   end
+  local args, code = cli.parse(M.parser(name), join_negative(argv, e), PROG .. " " .. name)
+  if not args then return code end
+  if args.chart and not args.plot then return fail("--chart goes with --plot FILE.svg") end
+  local params, perr = M.params_from(e, args)
+  if not params then return fail(perr) end
   local merged = experiments.params(name, params)
+  local bad = experiments.check_params(e, merged)
+  if bad then return fail(bad) end
+  if args.plot then
+    local why = M.check_plot(name, args.plot, args.chart)
+    if why then return fail("--plot: " .. why) end
+  end
   if not args.force then
     local refusal = M.check_memory(name, e, merged)
     if refusal then return fail(refusal) end
@@ -187,18 +214,18 @@ function M.main(argv)
   local rok, result, record = pcall(experiments.run, name, params)
   stop_progress()
   if not rok then
-    io.stderr:write("vmlab run ", name, ": ", tostring(result), "\n")
+    io.stderr:write(PROG, " ", name, ": ", tostring(result), "\n")
     return 1
   end
   if args.json then
     io.stdout:write(report.json(record), "\n")
   else
-    io.stdout:write(report.text(record, e)) -- timelines shown as one line; explain() sees the whole result
+    io.stdout:write(report.text(record, e))
   end
   if args.plot then
     local written, why = M.plot(name, result, args.plot, args.chart)
     if not written then
-      io.stderr:write("vmlab run ", name, ": no chart written: ", tostring(why), "\n")
+      io.stderr:write(PROG, " ", name, ": no chart written: ", tostring(why), "\n")
       return 1
     end
     if not args.json then io.stdout:write("chart written to ", args.plot, "\n") end

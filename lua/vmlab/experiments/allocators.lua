@@ -10,13 +10,61 @@
 -- (004_*.txt: malloc_trim and LD_PRELOAD of jemalloc/mimalloc.)
 local vm = require "vmlab"
 
+local step_fields = {
+  { name = "step", unit = "text", help = "the step" },
+  { name = "rss", unit = "bytes", help = "VmRSS after it" },
+  { name = "virt", unit = "bytes", help = "VmSize after it" },
+  { name = "minor_faults", unit = "count", help = "minor faults so far" },
+  { name = "seconds", unit = "seconds", optional = true, help = "time of the step" },
+  { name = "ns_per_block", unit = "ns", optional = true, help = "time per block" },
+}
+
 local M = {
   name = "allocators",
   summary = "the same malloc workload under glibc, jemalloc, mimalloc, tcmalloc: what each gives back, and when",
-  params = { small_blocks = 200000, small_size = 64, large_blocks = 8, large_size = 4 * 1024 * 1024,
-    realloc_max = 64 * 1024 * 1024, allocators = "glibc,jemalloc,mimalloc,tcmalloc" },
-  units = { small_blocks = "count", large_blocks = "count", small_size = "bytes", allocators = "text",
-    realloc_max = "bytes" },
+  params = {
+    { name = "small_blocks", default = 200000, unit = "count", min = 1, max = 1 << 28, help = "small blocks malloc'd" },
+    { name = "small_size", default = 64, unit = "bytes", min = 1, max = 1 << 20, help = "each small block" },
+    { name = "large_blocks", default = 8, unit = "count", min = 1, max = 1 << 16, help = "large blocks, each round" },
+    { name = "large_size", default = 4 * 1024 * 1024, unit = "bytes", min = 1, max = 1 << 34,
+      help = "each large block (above the mmap threshold)" },
+    { name = "realloc_max", default = 64 * 1024 * 1024, unit = "bytes", min = 1, max = 1 << 36,
+      help = "a block grown by realloc up to this size" },
+    { name = "allocators", default = { "glibc", "jemalloc", "mimalloc", "tcmalloc" }, unit = "choice", list = true,
+      choices = { "glibc", "jemalloc", "mimalloc", "tcmalloc" },
+      help = "the allocators compared (those not installed are listed as missing)" },
+  },
+  fields = {
+    { name = "allocators", unit = "table", help = "one row per allocator that ran", fields = {
+      { name = "name", unit = "text", help = "the allocator" },
+      { name = "served_by", unit = "text", help = "the allocator the child found serving malloc" },
+      { name = "ns_per_block", unit = "ns", help = "time per small malloc" },
+      { name = "small_growth", unit = "bytes", help = "VmRSS growth of the small blocks" },
+      { name = "kept_after_9_of_10_percent", unit = "percent", help = "of it still resident after freeing 9 in 10" },
+      { name = "kept_after_all_percent", unit = "percent", help = "of it still resident after freeing all" },
+      { name = "kept_after_purge_percent", unit = "percent", help = "of it still resident after the purge call" },
+      { name = "large_returned_first_percent", unit = "percent", help = "of the first large round's RSS given back at free" },
+      { name = "large_returned_second_percent", unit = "percent", help = "of the second round's RSS given back" },
+      { name = "realloc_moves", unit = "count", help = "reallocs that moved the block" },
+      { name = "realloc_grows", unit = "count", help = "reallocs" },
+      { name = "minor_faults", unit = "count", help = "minor faults of the small workload" },
+    } },
+    { name = "missing", unit = "table", help = "allocators not found", fields = {
+      { name = "name", unit = "text", help = "the allocator" },
+      { name = "why", unit = "text", help = "why it could not run" },
+    } },
+    { name = "libraries", unit = "table", help = "the library behind each allocator", fields = {
+      { name = "name", unit = "text", help = "the allocator" },
+      { name = "library", unit = "text", optional = true, help = "its shared library" },
+      { name = "purge", unit = "text", optional = true, help = "the call that returns its free memory" },
+    } },
+    { name = "steps", unit = "map", help = "per allocator: VmRSS after each step of the small and large workloads",
+      of = { unit = "object", fields = {
+        { name = "small", unit = "table", help = "the small-block workload", fields = step_fields },
+        { name = "large", unit = "table", help = "the large-block rounds", fields = step_fields },
+      } } },
+    { name = "sanitizer", unit = "text", optional = true, help = "the sanitizer runtime the children ran under" },
+  },
   tour = { small_blocks = 100000 },
   text_omit = { "libraries", "steps" },
   writes = function(p) return 4 * (p.small_blocks * p.small_size + p.large_blocks * p.large_size + p.realloc_max) end,
@@ -106,12 +154,13 @@ end
 
 --- params: small_blocks, small_size, large_blocks, large_size, realloc_max, allocators (comma list)
 function M.run(p)
-  for _, k in ipairs { "small_blocks", "small_size", "large_blocks", "large_size", "realloc_max" } do
-    local v = math.tointeger(p[k])
-    if not v or v < 1 then error(("allocators: %s must be a positive integer"):format(k), 0) end
-  end
   local wanted = {}
-  for name in tostring(p.allocators):gmatch("[^,%s]+") do
+  local list = p.allocators
+  if type(list) == "string" then
+    list = {}
+    for name in p.allocators:gmatch("[^,%s]+") do list[#list + 1] = name end
+  end
+  for _, name in ipairs(list) do
     if name ~= "glibc" and not LIBRARIES[name] then
       error(("allocators: unknown allocator '%s' (glibc, jemalloc, mimalloc, tcmalloc)"):format(name), 0)
     end
@@ -149,11 +198,11 @@ function M.run(p)
       local rec = {
         name = name, served_by = c.allocator,
         ns_per_block = step_at(steps, "small_allocated").ns_per_block,
-        large_returned_first_pct = returned(1), large_returned_second_pct = returned(2),
+        large_returned_first_percent = returned(1), large_returned_second_percent = returned(2),
         small_growth = growth,
-        kept_after_9_of_10_pct = kept("small_9_of_10_freed"),
-        kept_after_all_pct = kept("small_all_freed"),
-        kept_after_purge_pct = kept("purged"),
+        kept_after_9_of_10_percent = kept("small_9_of_10_freed"),
+        kept_after_all_percent = kept("small_all_freed"),
+        kept_after_purge_percent = kept("purged"),
         realloc_moves = c.realloc_moves, realloc_grows = c.realloc_grows,
         minor_faults = steps[#steps].minor_faults - steps[1].minor_faults,
       }
@@ -214,8 +263,8 @@ M.claims = {
     decide = function(r)
       local g, why = glibc(r)
       if not g then return nil, nil, why end
-      return g.large_returned_first_pct >= 90, ("%s of the first round's RSS went back when it was freed")
-        :format(pct(g.large_returned_first_pct))
+      return g.large_returned_first_percent >= 90, ("%s of the first round's RSS went back when it was freed")
+        :format(pct(g.large_returned_first_percent))
     end },
   { id = "glibc_threshold_rises",
     requires = "glibc_malloc",
@@ -223,8 +272,8 @@ M.claims = {
     decide = function(r)
       local g, why = glibc(r)
       if not g then return nil, nil, why end
-      return g.large_returned_second_pct <= 50, ("%s of the second round's RSS went back when it was freed")
-        :format(pct(g.large_returned_second_pct))
+      return g.large_returned_second_percent <= 50, ("%s of the second round's RSS went back when it was freed")
+        :format(pct(g.large_returned_second_percent))
     end,
     explain = function()
       return "glibc's dynamic mmap threshold grows to the size of a freed mmap'd block (see mallopt(3))."
@@ -235,7 +284,7 @@ M.claims = {
     decide = function(r)
       local parts, ok = {}, #r.allocators > 0
       for _, a in ipairs(r.allocators) do
-        local kept = a.kept_after_9_of_10_pct
+        local kept = a.kept_after_9_of_10_percent
         parts[#parts + 1] = ("%s kept %s of %s"):format(a.name, pct(kept), u.bytes(a.small_growth))
         ok = ok and a.small_growth > 0 and kept >= 80
       end
@@ -247,7 +296,7 @@ M.claims = {
     decide = function(r)
       local g, why = glibc(r)
       if not g then return nil, nil, why end
-      local all, trimmed = g.kept_after_all_pct, g.kept_after_purge_pct
+      local all, trimmed = g.kept_after_all_percent, g.kept_after_purge_percent
       return all >= 70 and trimmed <= 30,
         ("all blocks freed: %s of %s still resident; after malloc_trim: %s"):format(pct(all),
           u.bytes(g.small_growth), pct(trimmed))
@@ -259,7 +308,7 @@ M.claims = {
       if #r.allocators < 2 then return nil, nil, "fewer than two allocators ran" end
       local lo, hi, parts = math.huge, -math.huge, {}
       for _, a in ipairs(r.allocators) do
-        local kept = a.kept_after_purge_pct
+        local kept = a.kept_after_purge_percent
         lo, hi = math.min(lo, kept), math.max(hi, kept)
         parts[#parts + 1] = ("%s kept %s"):format(a.name, pct(kept))
       end

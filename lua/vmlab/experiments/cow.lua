@@ -13,14 +13,42 @@ local vm = require "vmlab"
 local M = {
   name = "cow",
   summary = "fork shares pages copy-on-write: the child's reads fault nothing, each first write copies one page",
-  params = { pages = 2048, share = "private" },
-  choices = { share = { "private", "shared" } },
-  tour = { pages = 2048 },
-  writes = function(p) return 2 * p.pages * vm.page_size end, -- the parent's pages and the child's copies
-  fields = { "share", "pages", "child_read_faults", "child_write_faults", "shared_frames_before_write",
-             "shared_frames_after_write", "parent_exclusive_before_fork", "child_exclusive_after_read",
-             "child_exclusive_after_write", "child_saw_parent_data", "parent_intact",
-             "parent_before_fork", "child_after_fork", "child_after_write", "parent_after_child", "rss", "shared" },
+  params = {
+    { name = "size", default = 8 * 1024 * 1024, unit = "bytes", min = vm.page_size, max = 1 << 36,
+      help = "memory the parent writes before the fork (whole pages: rounded up)" },
+    { name = "share", default = "private", unit = "choice", choices = { "private", "shared" },
+      help = "private: copy-on-write; shared: MAP_SHARED, one copy for both" },
+  },
+  tour = { size = 8 * 1024 * 1024 },
+  writes = function(p) return 2 * p.size end, -- the parent's pages and the child's copies
+  fields = {
+    { name = "share", unit = "text", help = "private or shared memory" },
+    { name = "pages", unit = "count", help = "pages the parent wrote before the fork" },
+    { name = "size", unit = "bytes", help = "the memory written (whole pages)" },
+    { name = "child_read_faults", unit = "count", help = "minor faults of the child reading every page" },
+    { name = "child_write_faults", unit = "count", help = "minor faults of the child writing every page" },
+    { name = "shared_frames_before_write", unit = "count", optional = true,
+      help = "child pages on the parent's frames after its reads (absent where frames are hidden)" },
+    { name = "shared_frames_after_write", unit = "count", optional = true,
+      help = "child pages on the parent's frames after its writes" },
+    { name = "parent_exclusive_before_fork", unit = "count", optional = true,
+      help = "parent pages pagemap marks exclusive before the fork" },
+    { name = "child_exclusive_after_read", unit = "count", optional = true,
+      help = "child pages marked exclusive after its reads" },
+    { name = "child_exclusive_after_write", unit = "count", optional = true,
+      help = "child pages marked exclusive after its writes" },
+    { name = "child_saw_parent_data", unit = "boolean", help = "the child read the parent's bytes" },
+    { name = "parent_intact", unit = "boolean", help = "the parent's bytes were unchanged after the child wrote" },
+    { name = "smaps", unit = "map", help = "smaps of the mapping at four moments", of = { unit = "object",
+      fields = {
+        { name = "rss", unit = "bytes", help = "resident bytes of the mapping" },
+        { name = "shared", unit = "bytes", help = "Shared_Clean + Shared_Dirty" },
+        { name = "private", unit = "bytes", help = "Private_Clean + Private_Dirty" },
+      } } },
+    { name = "timeline", unit = "timeline", help = "the child's writes: RSS, faults, shared and private bytes "
+      .. "every 1 MiB" },
+    { name = "frames_hidden", unit = "text", optional = true, help = "why physical frames could not be read" },
+  },
 }
 
 local PARENT, CHILD = 0xA5, 0x5C
@@ -58,18 +86,16 @@ local function exclusive(r, pages)
   return n
 end
 
---- params: pages (how many pages the parent writes before the fork),
+--- params: size (bytes the parent writes before the fork, in whole pages),
 -- share ("private": copy-on-write; "shared": MAP_SHARED, one copy for both)
 function M.run(p)
-  if p.share ~= "private" and p.share ~= "shared" then
-    error(("cow: share must be \"private\" or \"shared\", not %q"):format(tostring(p.share)), 0)
-  end
-  local size = p.pages * vm.page_size
+  local pages = (p.size + vm.page_size - 1) // vm.page_size
+  local size = pages * vm.page_size
   local r <close> = assert(vm.mmap(size, { share = p.share }))
   r:advise("nohugepage") -- the kernel copies base pages, one fault each
   r:fill(PARENT)
-  local parent_frames, hidden = r:frames(0, p.pages)
-  local parent_exclusive = exclusive(r, p.pages)
+  local parent_frames, hidden = r:frames(0, pages)
+  local parent_exclusive = exclusive(r, pages)
   local smaps = { parent_before_fork = smaps_of(r.address) }
 
   local child, status = vm.child.run(function()
@@ -77,16 +103,32 @@ function M.run(p)
     local rd = r:touch("read")
     out.read_faults = rd.minor_faults
     out.saw_parent_data = r:read(0, size) == string.char(PARENT):rep(size)
-    out.frames_before = r:frames(0, p.pages)
-    out.exclusive_after_read = exclusive(r, p.pages)
-    local wr = r:touch("write", { value = CHILD, sample = 1 << 20 })
-    out.write_faults = wr.minor_faults
-    out.timeline = wr.timeline -- the child's copy-on-write faults, a sample every 1 MiB
-    out.frames_after = r:frames(0, p.pages)
-    out.exclusive_after_write = exclusive(r, p.pages)
+    out.frames_before = r:frames(0, pages)
+    out.exclusive_after_read = exclusive(r, pages)
+    -- the writes a MiB at a time: after each, smaps says how much of the mapping is still shared (its
+    -- timeline's samples carry shared= and private= bytes, what the chart draws)
+    local tl, faults, majors, t0 = {}, 0, 0, vm.now()
+    local m = smaps_of(r.address) or {}
+    for off = 0, size - 1, 1 << 20 do
+      local n, start = math.min(1 << 20, size - off), vm.now() - t0
+      local wr = r:touch("write", { offset = off, length = n, value = CHILD, sample = n })
+      for i = (off == 0 and 1 or 2), #wr.timeline do
+        local s = wr.timeline[i]
+        tl[#tl + 1] = { t = start + s.t, bytes = off + s.bytes, rss = s.rss, virt = s.virt,
+          minor_faults = faults + s.minor_faults, major_faults = majors + s.major_faults }
+        if i == 1 then tl[#tl].shared, tl[#tl].private = m.shared, m.private end
+      end
+      faults, majors = faults + wr.minor_faults, majors + wr.major_faults
+      m = smaps_of(r.address) or {}
+      tl[#tl].shared, tl[#tl].private = m.shared, m.private
+    end
+    out.write_faults = faults
+    out.timeline = tl -- the child's copy-on-write faults, a sample every 1 MiB
+    out.frames_after = r:frames(0, pages)
+    out.exclusive_after_write = exclusive(r, pages)
     out.smaps_after_write = smaps_of(r.address)
     return out
-  end, { buffer = 64 * p.pages + (1 << 16), timeout = 60 })
+  end, { buffer = 64 * pages + (1 << 16), timeout = 60 })
   if not child then
     error("cow: the child failed: " .. tostring(status and (status.error or status.signal_name) or status), 0)
   end
@@ -96,7 +138,7 @@ function M.run(p)
 
   local result = {
     share = p.share,
-    pages = p.pages,
+    pages = pages,
     size = size,
     child_read_faults = child.read_faults,
     child_write_faults = child.write_faults,

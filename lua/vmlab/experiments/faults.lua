@@ -8,11 +8,27 @@ local vm = require "vmlab"
 local M = {
   name = "faults",
   summary = "faults per page, counted by getrusage and by perf: a fault per page written; a program's startup faults",
-  params = { size = 1024 * 1024, program = "/bin/true" },
+  params = {
+    { name = "size", default = 1024 * 1024, unit = "bytes", min = vm.page_size, max = 1 << 40,
+      help = "the fresh buffer written once, then again" },
+    { name = "program", default = "/bin/true", unit = "text",
+      help = "a program run once to count its startup faults (a path or a name on PATH)" },
+  },
   tour = { size = 1024 * 1024 },
   writes = function(p) return p.size end,
-  fields = { "size", "pages", "rusage_faults", "perf_faults", "perf_source", "perf_reason", "second_write_faults",
-             "startup_program", "startup_faults" },
+  fields = {
+    { name = "size", unit = "bytes", help = "the buffer written" },
+    { name = "pages", unit = "count", help = "base pages in the buffer" },
+    { name = "rusage_faults", unit = "count", help = "minor faults of the first write, by getrusage" },
+    { name = "perf_faults", unit = "count", optional = true,
+      help = "minor faults of the first write, by the perf software counter" },
+    { name = "perf_source", unit = "text", help = "what counted perf_faults: perf, or the rusage fallback" },
+    { name = "perf_reason", unit = "text", optional = true, help = "why perf could not count" },
+    { name = "second_write_faults", unit = "count", help = "minor faults of writing the buffer again" },
+    { name = "startup_program", unit = "text", help = "the program run for startup faults" },
+    { name = "startup_faults", unit = "count", optional = true, help = "minor faults of the whole run of it" },
+    { name = "startup_reason", unit = "text", optional = true, help = "why it could not be counted" },
+  },
 }
 
 -- Minor faults of one whole run of argv (waited for), or nil, reason.

@@ -35,7 +35,8 @@
 --       { name = "steps", unit = "map", help = "per allocator", of = { unit = "object", fields = { ... } } },
 --       { name = "level_names", unit = "list", of = "text", help = "..." },  -- a list of scalars
 --       { name = "perf_reason", unit = "text", optional = true, help = "..." }, -- not in every result
---     },
+--       { name = "indices", unit = "map", of = { unit = "integer" }, text = false, help = "..." },
+--     },                                           -- text = false: in the JSON, not in the text report
 --     tour = { size = ... },                       -- optional: params for `vmlab tour` (by name)
 --     text_omit = { "field", ... },                -- optional: top-level fields the text report leaves out
 --     writes = function(params) return bytes end, -- optional: memory the run writes; `vmlab run` refuses
@@ -58,7 +59,7 @@
 -- CLI and experiments.run both use it; a message names the option, e.g. "--size: ...").
 --
 -- Field units (field.unit) and how the report shows them:
---   bytes (1.5 MiB)  count (1,234)  seconds and ns (best unit: 850 ns, 12.3 us, 4.56 ms, 1.23 s)
+--   bytes (1.5 MiB)  count (1,234)  integer (a number that counts nothing: a pid, an errno: 1234)  seconds and ns (best unit: 850 ns, 12.3 us, 4.56 ms, 1.23 s)
 --   bytes_per_second (1.20 GiB/s)  percent (12.5 %)  ratio (0.125)  address (0x7f...)  text  boolean (yes/no)
 --   object (fields = nested fields)  table (a list of rows, fields = the columns, the first identifies the row)
 --   list (of = the unit of the items)  map (names -> `of`, a field description without name)
@@ -130,6 +131,59 @@ function experiments.names()
   return names
 end
 
+local describe = require "vmlab.describe"
+
+-- Check one field description (and its nested ones); bad(why) raises.
+local function check_field(f, where, bad, named)
+  if type(f) ~= "table" then bad(where .. " must be a table") end
+  if named and (type(f.name) ~= "string" or not f.name:match("^[%l%d_]+$")) then
+    bad(where .. " needs a snake_case name")
+  end
+  where = named and ("field '%s'"):format(f.name) or where
+  if not describe.is_field_unit[f.unit] then
+    bad(("%s: unit '%s' is not one of %s"):format(where, tostring(f.unit), table.concat(describe.field_units, ", ")))
+  end
+  if named and (type(f.help) ~= "string" or f.help == "") then bad(where .. " needs a one-line help") end
+  if f.unit == "object" or f.unit == "table" then
+    if type(f.fields) ~= "table" or #f.fields == 0 then bad(where .. " (" .. f.unit .. ") needs fields") end
+    local seen = {}
+    for i, sub in ipairs(f.fields) do
+      check_field(sub, ("%s: field %d"):format(where, i), bad, true)
+      if seen[sub.name] then bad(("%s: field '%s' twice"):format(where, sub.name)) end
+      seen[sub.name] = true
+    end
+  elseif f.unit == "list" then
+    if not describe.is_field_unit[f.of] then bad(where .. " (list) needs `of`, the unit of its items") end
+  elseif f.unit == "map" then
+    if type(f.of) ~= "table" then bad(where .. " (map) needs `of`, the description of its values") end
+    check_field(f.of, where .. ": of", bad, false)
+  end
+end
+
+local function check_param(p, i, bad)
+  if type(p) ~= "table" then bad(("param %d must be a table {name=, default=, unit=, help=}"):format(i)) end
+  if type(p.name) ~= "string" or not p.name:match("^[%l][%l%d_]*$") then
+    bad(("param %d needs a snake_case name"):format(i))
+  end
+  local where = ("param '%s'"):format(p.name)
+  if not describe.is_param_unit[p.unit] then
+    bad(("%s: unit '%s' is not one of %s"):format(where, tostring(p.unit), table.concat(describe.param_units, ", ")))
+  end
+  if type(p.help) ~= "string" or p.help == "" then bad(where .. " needs a one-line help") end
+  if p.unit == "choice" and (type(p.choices) ~= "table" or #p.choices == 0) then bad(where .. " needs choices") end
+  if p.unit ~= "choice" and p.choices ~= nil then bad(where .. ": choices go with unit 'choice'") end
+  local numeric = p.unit == "bytes" or p.unit == "pages" or p.unit == "count" or p.unit == "seconds"
+  if not numeric and (p.min ~= nil or p.max ~= nil) then bad(where .. ": min/max go with a numeric unit") end
+  if numeric and (type(p.min) ~= "number" or type(p.max) ~= "number") then
+    bad(where .. " needs min and max (its allowed range)")
+  end
+  if p.default == nil then bad(where .. " needs a default") end
+  local why = describe.check(p, p.default)
+  if why then bad(("%s: its default is invalid (%s)"):format(where, why)) end
+end
+
+-- Check an experiment module's shape (the description at the top of this file);
+-- builds e.param_index (name -> param description).
 local function check(mod, name)
   local function bad(why) error(("experiment '%s': %s"):format(name, why), 0) end
   if type(mod) ~= "table" then bad("the module must return a table") end
@@ -137,8 +191,32 @@ local function check(mod, name)
   if type(mod.run) ~= "function" then bad("it has no run function") end
   if type(mod.summary) ~= "string" then bad("it has no summary") end
   if mod.params == nil then mod.params = {} end
-  if type(mod.params) ~= "table" then bad("params must be a table") end
-  if mod.claims == nil then mod.claims = {} end -- TODO(issue 8): every experiment states claims
+  if type(mod.params) ~= "table" then bad("params must be a list of param descriptions") end
+  local index = {}
+  for k, p in pairs(mod.params) do
+    if math.type(k) ~= "integer" then bad("params must be a list of param descriptions (found key '" ..
+      tostring(k) .. "')") end
+    check_param(p, k, bad)
+    if index[p.name] then bad(("param '%s' twice"):format(p.name)) end
+    index[p.name] = p
+  end
+  mod.param_index = index
+  -- derived: name -> unit of every param and top-level field (report.format, vmlab.html)
+  local unit_map = {}
+  for _, f in ipairs(type(mod.fields) == "table" and mod.fields or {}) do
+    if type(f) == "table" and f.name then unit_map[f.name] = f.unit end
+  end
+  for _, p in ipairs(mod.params) do unit_map[p.name] = p.unit end
+  mod.units = unit_map
+  for k, v in pairs(mod.tour or {}) do
+    if not index[k] then bad(("tour sets '%s', which is not a param"):format(tostring(k))) end
+    local why = describe.check(index[k], v)
+    if why then bad(("its tour value is invalid (%s)"):format(why)) end
+  end
+  if mod.validate ~= nil and type(mod.validate) ~= "function" then bad("validate must be a function") end
+  if type(mod.fields) ~= "table" or #mod.fields == 0 then bad("it describes no result fields") end
+  check_field({ unit = "object", fields = mod.fields }, "result", bad, false)
+  if mod.claims == nil then mod.claims = {} end
   if type(mod.claims) ~= "table" then bad("claims must be a list") end
   for i, c in ipairs(mod.claims) do
     if type(c.id) ~= "string" or type(c.text) ~= "string" or type(c.decide) ~= "function" then
@@ -147,6 +225,7 @@ local function check(mod, name)
   end
   return mod
 end
+experiments.check = check
 
 --- The experiment module `name`, or nil and a message (unknown name).
 function experiments.get(name)
@@ -170,21 +249,75 @@ local function copy(t)
   return c
 end
 
+--- The description of param `pname` of experiment e (a module or a name), or nil.
+function experiments.param(e, pname)
+  if type(e) == "string" then e = assert(experiments.get(e)) end
+  return e.param_index[pname]
+end
+
+--- The defaults of experiment e (a module or a name): { name = default, ... } (a fresh copy).
+function experiments.defaults(e)
+  if type(e) == "string" then e = assert(experiments.get(e)) end
+  local d = {}
+  for _, p in ipairs(e.params) do d[p.name] = type(p.default) == "table" and copy(p.default) or p.default end
+  return d
+end
+
+--- The description of result field `path` ("read.minor_faults", "methods.round_trip_ns",
+-- "steps.large.rss": object, table row and map value levels) of experiment e, or nil.
+function experiments.field(e, path)
+  if type(e) == "string" then e = assert(experiments.get(e)) end
+  local parts = {}
+  for part in tostring(path):gmatch("[^.]+") do parts[#parts + 1] = part end
+  local f = { unit = "object", fields = e.fields }
+  local i = 1
+  while i <= #parts do
+    if f.unit == "map" then
+      f = f.of -- parts[i] is a key of the map
+    else
+      local found
+      for _, x in ipairs(f.fields or {}) do if x.name == parts[i] then found = x; break end end
+      if not found then return nil end
+      f = found
+    end
+    i = i + 1
+  end
+  return f
+end
+
+--- Check params (a full set, as experiments.params returns) against experiment
+-- e's description: nil when valid, else one line naming the option ("--size: ..."),
+-- or with `lua` true the parameter ("parameter 'size': ...").
+function experiments.check_params(e, params, lua)
+  if type(e) == "string" then e = assert(experiments.get(e)) end
+  for _, p in ipairs(e.params) do
+    local why = describe.check(p, params[p.name], lua and ("parameter '%s'"):format(p.name) or nil)
+    if why then return why end
+  end
+  if e.validate then
+    local why = e.validate(params)
+    if why then return why end
+  end
+  return nil
+end
+
 --- The experiment's defaults with `opts` laid over them (and, with
--- `tour = true`, its tour params in between). Unknown params raise.
+-- `tour = true`, its tour params in between). Unknown params raise; values
+-- are coerced to the param's type (a list param takes "a,b" too) but not
+-- checked (experiments.check_params does that).
 function experiments.params(name, opts, tour)
   local e = assert(experiments.get(name))
-  local p = copy(e.params)
-  if tour and e.tour then for k, v in pairs(e.tour) do p[k] = v end end
+  local p = experiments.defaults(e)
+  if tour and e.tour then for k, v in pairs(e.tour) do p[k] = type(v) == "table" and copy(v) or v end end
   for k, v in pairs(opts or {}) do
-    if e.params[k] == nil then
+    local d = e.param_index[k]
+    if d == nil then
       local known = {}
-      for key in pairs(e.params) do known[#known + 1] = key end
-      table.sort(known)
+      for _, x in ipairs(e.params) do known[#known + 1] = x.name end
       error(("experiment '%s' has no parameter '%s' (it has: %s)"):format(name, tostring(k),
         #known > 0 and table.concat(known, ", ") or "none"), 2)
     end
-    p[k] = v
+    p[k] = describe.coerce(d, v)
   end
   return p
 end
@@ -289,16 +422,15 @@ function experiments.run(name, opts, how)
   local e, err = experiments.get(name)
   if not e then error(err, 2) end
   local params = experiments.params(name, opts, how and how.tour)
+  local bad = experiments.check_params(e, params, true)
+  if bad then error(("experiment '%s': %s"):format(name, bad), 2) end
   local t0 = now()
   local result = e.run(copy(params))
   if type(result) ~= "table" then
     error(("experiment '%s' returned %s instead of a result table"):format(name, type(result)), 0)
   end
   result.claims = experiments.decide(e, result)
-  local record = {
-    experiment = name, summary = e.summary, params = params,
-    system = experiments.system_record(), result = result, seconds = now() - t0,
-  }
+  local record = require("vmlab.record").new(e, params, result, experiments.system_record(), now() - t0)
   return result, record
 end
 

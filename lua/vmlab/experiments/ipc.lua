@@ -13,19 +13,43 @@ local M = {
   name = "ipc",
   summary = "IPC methods measured: round-trip latency and bandwidth of shm (futex, spin), pipe, socket, mqueue",
   -- message sizes: a cache line, a page, 16 pages
-  params = { sizes = ("64,%d,%d"):format(vm.page_size, 16 * vm.page_size),
-    methods = "shm-futex,shm-spin,pipe,unix-socket,mqueue", placements = "same-core,cross-core", budget = 0.2,
-    round_trips = 100000, stream_messages = 100000 },
-  tour = { sizes = "64," .. vm.page_size, budget = 0.05 },
-  units = { message_bytes = "bytes", round_trip_ns = "ns", bytes_per_second = "bytes", round_trips = "count" },
-  fields = { "cpus", "methods" },
+  params = {
+    { name = "sizes", default = { 64, vm.page_size, 16 * vm.page_size }, unit = "bytes", list = true,
+      min = 1, max = 16 * 1024 * 1024, help = "message sizes (a cache line, a page, 16 pages)" },
+    { name = "methods", default = { "shm-futex", "shm-spin", "pipe", "unix-socket", "mqueue" }, unit = "choice",
+      list = true, choices = { "shm-futex", "shm-spin", "pipe", "unix-socket", "mqueue" },
+      help = "the IPC methods measured" },
+    { name = "placements", default = { "same-core", "cross-core" }, unit = "choice", list = true,
+      choices = { "same-core", "cross-core" }, help = "the two processes on one CPU, or on two" },
+    { name = "budget", default = 0.2, unit = "seconds", min = 0.001, max = 60,
+      help = "time for each phase (round trips, then streaming) of each case" },
+    { name = "round_trips", default = 100000, unit = "count", min = 1, max = 1 << 32,
+      help = "round trips per case at most" },
+    { name = "stream_messages", default = 100000, unit = "count", min = 1, max = 1 << 32,
+      help = "messages streamed per case at most" },
+  },
+  tour = { sizes = { 64, vm.page_size }, budget = 0.05 },
+  fields = {
+    { name = "cpus", unit = "count", help = "CPUs this process may run on" },
+    { name = "methods", unit = "table", help = "one row per method, size and placement", fields = {
+      { name = "method", unit = "text", help = "the IPC method" },
+      { name = "placement", unit = "text", help = "same-core or cross-core" },
+      { name = "message_bytes", unit = "bytes", help = "the message size" },
+      { name = "round_trip_ns", unit = "ns", optional = true, help = "time of one message there and back" },
+      { name = "bytes_per_second", unit = "bytes_per_second", optional = true, help = "streaming bandwidth" },
+      { name = "round_trips", unit = "count", optional = true, help = "round trips timed" },
+      { name = "skipped", unit = "text", optional = true, help = "why this case was not measured" },
+    } },
+  },
 }
 
 local KNOWN = { ["shm-futex"] = true, ["shm-spin"] = true, pipe = true, ["unix-socket"] = true, mqueue = true }
 
-local function words(text)
+-- A list param: a list already, or (from older callers) "a,b,c".
+local function words(v)
+  if type(v) == "table" then return v end
   local list = {}
-  for w in tostring(text):gmatch("[^,%s]+") do list[#list + 1] = w end
+  for w in tostring(v):gmatch("[^,%s]+") do list[#list + 1] = w end
   return list
 end
 
@@ -55,7 +79,7 @@ end
 function M.run(p)
   local sizes, methods, placements = {}, words(p.methods), words(p.placements)
   for _, w in ipairs(words(p.sizes)) do
-    local n = math.tointeger(tonumber(w))
+    local n = math.tointeger(w) or math.tointeger(tonumber(w))
     if not n or n < 1 or n > 1 << 24 then error("ipc: sizes must be byte counts 1 .. 16 MiB, got " .. w, 0) end
     sizes[#sizes + 1] = n
   end

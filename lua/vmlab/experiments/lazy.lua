@@ -12,13 +12,34 @@ local vm = require "vmlab"
 local M = {
   name = "lazy",
   summary = "malloc gives addresses, not memory: VIRT jumps at once, RES grows only as pages are first written",
-  params = { size = 256 * 1024 * 1024, alloc = "malloc", mode = "write" },
-  choices = { alloc = { "malloc", "mmap", "shared" }, mode = { "write", "read" } },
+  params = {
+    { name = "size", default = 256 * 1024 * 1024, unit = "bytes", min = vm.page_size, max = 1 << 40,
+      help = "memory to allocate and touch" },
+    { name = "alloc", default = "malloc", unit = "choice", choices = { "malloc", "mmap", "shared" },
+      help = "how to get it: malloc, a private mmap, or shared anonymous memory" },
+    { name = "mode", default = "write", unit = "choice", choices = { "write", "read" },
+      help = "touch each page by a write or by a read" },
+  },
   tour = { size = 256 * 1024 * 1024 },
   -- a write fills the size; so does a read of shared memory (shmem gives every page read a frame)
   writes = function(p) return (p.mode == "write" or p.alloc == "shared") and p.size or 0 end,
-  fields = { "alloc", "mode", "size", "pages", "written", "virt_growth", "rss_growth_alloc", "rss_growth_touch",
-             "minor_faults_touch", "pfnzero", "seconds_touch", "ns_per_page" },
+  fields = {
+    { name = "alloc", unit = "text", help = "how the memory was allocated" },
+    { name = "mode", unit = "text", help = "how each page was touched: write or read" },
+    { name = "size", unit = "bytes", help = "the memory allocated" },
+    { name = "pages", unit = "count", optional = true, help = "base pages touched" },
+    { name = "page_size", unit = "bytes", optional = true, help = "bytes in a base page" },
+    { name = "written", unit = "bytes", optional = true, help = "bytes written (0 in read mode)" },
+    { name = "virt_growth", unit = "bytes", optional = true, help = "VmSize growth at the allocation" },
+    { name = "rss_growth_alloc", unit = "bytes", optional = true, help = "VmRSS growth at the allocation" },
+    { name = "rss_growth_touch", unit = "bytes", optional = true, help = "VmRSS growth while touching every page" },
+    { name = "minor_faults_touch", unit = "count", optional = true, help = "minor faults while touching" },
+    { name = "pfnzero", unit = "count", optional = true,
+      help = "pages mapped to the zero page afterwards (PAGEMAP_SCAN; absent before Linux 6.7)" },
+    { name = "touch_seconds", unit = "seconds", optional = true, help = "time to touch every page" },
+    { name = "ns_per_page", unit = "ns", optional = true, help = "touch time per page" },
+    { name = "timeline", unit = "timeline", optional = true, help = "RSS, VIRT and faults every 1 MiB touched" },
+  },
 }
 
 local function mem()
@@ -34,12 +55,6 @@ end
 --- params: size (bytes), alloc ("malloc", "mmap", or "shared": shared anonymous memory, which never maps
 -- the zero page), mode ("write", or "read": pages only read)
 function M.run(p)
-  if p.alloc ~= "malloc" and p.alloc ~= "mmap" and p.alloc ~= "shared" then
-    error(("lazy: alloc must be \"malloc\", \"mmap\" or \"shared\", not %q"):format(tostring(p.alloc)), 0)
-  end
-  if p.mode ~= "write" and p.mode ~= "read" then
-    error(("lazy: mode must be \"write\" or \"read\", not %q"):format(tostring(p.mode)), 0)
-  end
   collectgarbage("collect")
   local virt0, rss0 = mem()
   local r, err = allocate(p.alloc, p.size)
@@ -65,7 +80,7 @@ function M.run(p)
     rss_growth_touch = rss2 - rss1,
     minor_faults_touch = t.minor_faults,
     pfnzero = scan and scan.pfnzero,
-    seconds_touch = t.seconds,
+    touch_seconds = t.seconds,
     ns_per_page = t.seconds * 1e9 / t.pages,
     timeline = t.timeline,
   }

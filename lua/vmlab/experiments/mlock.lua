@@ -114,28 +114,58 @@ local function limit_demo(limit, small, big, privileged)
   return out
 end
 
+local demo_fields = {
+  { name = "how", unit = "text", help = "which child, and how its limit was set" },
+  { name = "limit", unit = "bytes", optional = true, help = "its RLIMIT_MEMLOCK" },
+  { name = "small", unit = "bytes", optional = true, help = "the lock within the limit" },
+  { name = "small_ok", unit = "boolean", optional = true, help = "it worked" },
+  { name = "big", unit = "bytes", optional = true, help = "the lock past the limit" },
+  { name = "big_ok", unit = "boolean", optional = true, help = "it worked" },
+  { name = "big_error", unit = "text", optional = true, help = "why it was refused" },
+  { name = "big_errno", unit = "integer", optional = true, help = "the errno of the refusal" },
+  { name = "message", unit = "text", optional = true, help = "what to do about the refusal" },
+  { name = "skipped", unit = "text", optional = true, help = "why this child could not show it" },
+}
+
 local M = {
   name = "mlock",
   summary = "mlock pins memory: RES equals the size at once; RLIMIT_MEMLOCK caps it for processes without CAP_IPC_LOCK",
   params = {
-    size = 64 * 1024 * 1024,   -- locked here (less where RLIMIT_MEMLOCK refuses it)
-    limit = 1024 * 1024,       -- RLIMIT_MEMLOCK for the demonstration children
-    small = 256 * 1024,        -- locked within that limit
-    big = 4 * 1024 * 1024,     -- more than that limit
+    { name = "size", default = 64 * 1024 * 1024, unit = "bytes", min = PAGE, max = 1 << 40,
+      help = "memory locked by this process (less where RLIMIT_MEMLOCK refuses it)" },
+    { name = "limit", default = 1024 * 1024, unit = "bytes", min = PAGE, max = 1 << 40,
+      help = "RLIMIT_MEMLOCK of the demonstration children" },
+    { name = "small", default = 256 * 1024, unit = "bytes", min = PAGE, max = 1 << 40,
+      help = "what the children lock within that limit" },
+    { name = "big", default = 4 * 1024 * 1024, unit = "bytes", min = PAGE, max = 1 << 40,
+      help = "what the children lock past that limit" },
   },
+  validate = function(p)
+    if p.small > p.limit then return "--small: must be at most --limit (it is locked within the limit)" end
+    if p.big <= p.limit then return "--big: must be more than --limit (it is locked past the limit)" end
+  end,
   tour = { size = 32 * 1024 * 1024 },
-  units = {
-    size = "bytes", pages = "count", locked = "bytes", locked_pages = "count", rss_growth_lock = "bytes",
-    resident_before = "count", resident_after_lock = "count", vmlck_after_lock = "bytes",
-    vmlck_after_unlock = "bytes", lock_seconds = "seconds", memlock_limit = "bytes", privileged = "text",
-    lock_error = "text", limit = "bytes", small = "bytes", big = "bytes", big_errno = "count", how = "text",
-    message = "text", touch_faults_after_lock = "count",
+  fields = {
+    { name = "size", unit = "bytes", help = "memory this process tried to lock" },
+    { name = "pages", unit = "count", help = "its pages" },
+    { name = "lock_error", unit = "text", optional = true, help = "why locking all of it was refused" },
+    { name = "lock_errno", unit = "integer", optional = true, help = "the errno of that refusal" },
+    { name = "lock_message", unit = "text", optional = true, help = "what to do about the refusal" },
+    { name = "locked", unit = "bytes", optional = true, help = "memory locked" },
+    { name = "locked_pages", unit = "count", optional = true, help = "its pages" },
+    { name = "resident_before", unit = "count", optional = true, help = "pages resident before mlock" },
+    { name = "resident_after_lock", unit = "count", optional = true, help = "pages resident right after mlock" },
+    { name = "rss_growth_lock", unit = "bytes", optional = true, help = "VmRSS growth at mlock" },
+    { name = "lock_seconds", unit = "seconds", optional = true, help = "time of mlock" },
+    { name = "touch_faults_after_lock", unit = "count", optional = true, help = "minor faults writing the locked pages" },
+    { name = "vmlck_before", unit = "bytes", optional = true, help = "VmLck before" },
+    { name = "vmlck_after_lock", unit = "bytes", optional = true, help = "VmLck while locked" },
+    { name = "vmlck_after_unlock", unit = "bytes", optional = true, help = "VmLck after munlock" },
+    { name = "memlock_limit", unit = "bytes", optional = true, help = "this process's RLIMIT_MEMLOCK (absent: unlimited)" },
+    { name = "privileged", unit = "boolean", help = "this process holds CAP_IPC_LOCK" },
+    { name = "limit", unit = "object", help = "the limit met by a child without CAP_IPC_LOCK", fields = demo_fields },
+    { name = "limit_here", unit = "object", help = "the same limit in a child with our capabilities", fields = demo_fields },
   },
-  fields = { "size", "pages", "lock_error", "locked", "locked_pages", "resident_before", "resident_after_lock",
-             "rss_growth_lock", "lock_seconds", "touch_faults_after_lock", "vmlck_after_lock", "vmlck_after_unlock",
-             "memlock_limit", "privileged", "limit", "limit_here",
-             -- inside limit and limit_here:
-             "how", "small", "small_ok", "big", "big_ok", "big_error", "big_errno", "message" },
 }
 
 -- Map `bytes`, lock it, and measure: residency, RSS, VmLck, faults of a write afterwards.

@@ -15,9 +15,51 @@ local MiB = 1024 * 1024
 local M = {
   name = "oom",
   summary = "a child writes past its memory cgroup's limit: the OOM killer ends it (under RLIMIT_AS: malloc NULL)",
-  params = { limit = 64 * MiB, write = 256 * MiB },
-  units = { limit = "bytes", write = "bytes", limit_hits = "count", samples = "count", oom_kill = "count",
-    oom_score_before = "count", version = "count", exit_code = "count" },
+  params = {
+    { name = "limit", default = 64 * MiB, unit = "bytes", min = 4 * MiB, max = 1 << 40,
+      help = "memory the child's cgroup (and its RLIMIT_AS headroom) allows" },
+    { name = "write", default = 256 * MiB, unit = "bytes", min = 4 * MiB, max = 1 << 40,
+      help = "memory the child tries to write (more than --limit)" },
+  },
+  validate = function(p)
+    if p.write <= p.limit then return "--write: must be more than --limit (the child writes past its limit)" end
+  end,
+  fields = {
+    { name = "cgroup", unit = "object", optional = true, help = "the child in a memory cgroup limited to limit",
+      fields = {
+        { name = "version", unit = "integer", help = "cgroup version" },
+        { name = "limit", unit = "bytes", help = "the group's memory limit" },
+        { name = "oom_score_before", unit = "integer", help = "the child's oom_score before writing" },
+        { name = "rss_before", unit = "bytes", help = "the child's VmRSS before writing" },
+        { name = "bytes_written", unit = "bytes", help = "bytes the child wrote before it stopped" },
+        { name = "max_rss", unit = "bytes", help = "the child's largest VmRSS sampled" },
+        { name = "samples", unit = "count", help = "samples taken" },
+        { name = "signaled", unit = "boolean", help = "a signal ended the child" },
+        { name = "signal", unit = "text", optional = true, help = "that signal" },
+        { name = "exit_code", unit = "integer", optional = true, help = "its exit code, where it exited" },
+        { name = "oom_kill", unit = "count", optional = true, help = "the group's oom_kill events" },
+        { name = "limit_hits", unit = "count", optional = true, help = "times the group hit its limit (max events)" },
+      } },
+    { name = "cgroup_refused", unit = "text", optional = true, help = "why no cgroup could be used" },
+    { name = "rlimit", unit = "object", optional = true, help = "the child under RLIMIT_AS instead", fields = {
+      { name = "limit", unit = "bytes", help = "address space allowed above its VmSize" },
+      { name = "bytes_written", unit = "bytes", help = "bytes malloc'd and written" },
+      { name = "malloc_failed", unit = "boolean", help = "malloc returned NULL" },
+      { name = "malloc_error", unit = "text", optional = true, help = "its error" },
+      { name = "max_rss", unit = "bytes", help = "the child's VmRSS at the end" },
+      { name = "signaled", unit = "boolean", help = "a signal ended the child" },
+      { name = "exit_code", unit = "integer", optional = true, help = "its exit code" },
+    } },
+    { name = "rlimit_refused", unit = "text", optional = true, help = "why the RLIMIT_AS child failed" },
+    { name = "kernel_log", unit = "text", optional = true, help = "the kernel's OOM line about the child" },
+    { name = "kernel_log_found", unit = "boolean", optional = true, help = "that line was found" },
+    { name = "cgroup_dir", unit = "text", optional = true, help = "the cgroup's directory (removed)" },
+    { name = "timeline", unit = "table", optional = true, help = "the cgroup child's writes, sampled", fields = {
+      { name = "bytes", unit = "bytes", help = "bytes written" },
+      { name = "rss", unit = "bytes", help = "the child's VmRSS" },
+      { name = "seconds", unit = "seconds", help = "since it started" },
+    } },
+  },
   tour = { limit = 32 * MiB, write = 128 * MiB },
   writes = function(p) return p.limit * 2 end, -- the group (or the rlimit) stops the child at its limit
   text_omit = { "timeline", "kernel_log", "kernel_log_found", "cgroup_dir" },
@@ -147,12 +189,6 @@ end
 
 --- params: limit (bytes the group may use), write (bytes the child tries to write)
 function M.run(p)
-  if not (math.type(p.limit) == "integer" and p.limit >= 4 * MiB) then
-    error("oom: limit must be at least 4 MiB", 0)
-  end
-  if not (math.type(p.write) == "integer" and p.write > p.limit) then
-    error("oom: write must be larger than limit", 0)
-  end
   local result = {}
   local ok, why = in_cgroup(p, result)
   if not ok then result.cgroup_refused = why end

@@ -11,10 +11,31 @@ local vm = require "vmlab"
 local M = {
   name = "overcommit",
   summary = "the overcommit policy, CommitLimit and Committed_AS; what malloc(500 GiB) and mmap(noreserve) do under it",
-  params = { size = 500 * 1024 ^ 3, small = 1024 ^ 3 },
-  fields = { "policy", "policy_name", "commit_limit", "committed_as", "mem_total", "swap_total",
-             "call", "size", "ok", "committed_growth", "rss_growth", "error" },
-  units = { small = "bytes", mem_total = "bytes", swap_total = "bytes" },
+  params = {
+    { name = "size", default = 500 * 1024 * 1024 * 1024, unit = "bytes", min = vm.page_size, max = 1 << 56,
+      help = "the big request (malloc, mmap, mmap noreserve)" },
+    { name = "small", default = 1024 * 1024 * 1024, unit = "bytes", min = vm.page_size, max = 1 << 56,
+      help = "a request that fits (under policy 2 at most a quarter of the room below CommitLimit)" },
+  },
+  fields = {
+    { name = "policy", unit = "integer", help = "vm.overcommit_memory: 0 heuristic, 1 always, 2 strict" },
+    { name = "policy_name", unit = "text", help = "the policy in words" },
+    { name = "commit_limit", unit = "bytes", help = "CommitLimit (/proc/meminfo)" },
+    { name = "committed_as", unit = "bytes", help = "Committed_AS before the requests" },
+    { name = "mem_total", unit = "bytes", help = "MemTotal" },
+    { name = "swap_total", unit = "bytes", help = "SwapTotal" },
+    { name = "big", unit = "bytes", help = "the big request" },
+    { name = "small", unit = "bytes", help = "the request that fits (as used)" },
+    { name = "attempts", unit = "table", help = "each request and what it got", fields = {
+      { name = "call", unit = "text", help = "malloc, mmap, or mmap noreserve" },
+      { name = "size", unit = "bytes", help = "the size asked for" },
+      { name = "ok", unit = "boolean", help = "it was granted" },
+      { name = "committed_growth", unit = "bytes", optional = true, help = "Committed_AS growth while held" },
+      { name = "rss_growth", unit = "bytes", optional = true, help = "VmRSS growth while held" },
+      { name = "not_tried", unit = "boolean", optional = true, help = "the request was not made, or its child died" },
+      { name = "error", unit = "text", optional = true, help = "why it was refused" },
+    } },
+  },
   writes = function() return 0 end, -- asks for memory, never touches it
 }
 

@@ -120,19 +120,48 @@ local M = {
   name = "page-table",
   summary = "split a virtual address into its page-table indices and page offset (this machine's page size and "
     .. "levels); translate it to physical via pagemap",
-  params = { offset = 0x5a8 }, -- where in the mapped page to point (any byte of the page; taken modulo the page size)
-  units = { page_size = "bytes", levels = "count", offset_bits = "count", index_bits = "count", va_bits = "count",
-            frames_visible = "text", offset = "address", pfn = "count", arch = "text" },
-  fields = { "arch", "page_size", "offset_bits", "index_bits", "va_bits", "levels", "frames_visible", "entries",
-             -- the columns of entries:
-             "name", "address", "pml5", "pml4", "pdp", "pd", "pt", "l5", "l4", "l3", "l2", "l1", "offset", "present",
-             "pfn", "physical_address", "reason" },
+  params = {
+    { name = "offset", default = 0x5a8, unit = "bytes", min = 0, max = PAGE - 1,
+      help = "which byte of the mapped page to point at" },
+  },
+  fields = {
+    { name = "arch", unit = "text", help = "the machine (uname -m)" },
+    { name = "page_size", unit = "bytes", help = "bytes in a base page" },
+    { name = "offset_bits", unit = "count", help = "bits of the page offset" },
+    { name = "index_bits", unit = "count", help = "bits of each level's index" },
+    { name = "va_bits", unit = "count", help = "user virtual address bits" },
+    { name = "levels", unit = "count", help = "page-table levels" },
+    { name = "level_names", unit = "list", of = "text", help = "the levels' names, top first" },
+    { name = "la57", unit = "boolean", help = "the CPU has 5-level paging (la57)" },
+    { name = "frames_visible", unit = "boolean", help = "pagemap showed physical frame numbers" },
+    { name = "frames_note", unit = "text", optional = true, help = "why frames are hidden" },
+    { name = "entries", unit = "table", help = "each address split into indices and offset", fields = {
+      { name = "name", unit = "text", help = "what lives at the address" },
+      { name = "address", unit = "address", help = "the virtual address" },
+      { name = "pml5", unit = "integer", optional = true, help = "x86-64 level-5 index" },
+      { name = "pml4", unit = "integer", optional = true, help = "x86-64 PML4 index" },
+      { name = "pdp", unit = "integer", optional = true, help = "x86-64 page-directory-pointer index" },
+      { name = "pd", unit = "integer", optional = true, help = "x86-64 page-directory index" },
+      { name = "pt", unit = "integer", optional = true, help = "x86-64 page-table index" },
+      { name = "l5", unit = "integer", optional = true, help = "level-5 index (other page sizes)" },
+      { name = "l4", unit = "integer", optional = true, help = "level-4 index" },
+      { name = "l3", unit = "integer", optional = true, help = "level-3 index" },
+      { name = "l2", unit = "integer", optional = true, help = "level-2 index" },
+      { name = "l1", unit = "integer", optional = true, help = "level-1 index" },
+      { name = "offset", unit = "address", help = "the byte offset in its page" },
+      { name = "present", unit = "boolean", optional = true, help = "a frame backs the page" },
+      { name = "pfn", unit = "integer", optional = true, help = "the physical frame number" },
+      { name = "physical_address", unit = "address", optional = true, help = "frame x page size + offset" },
+      { name = "recombined", unit = "boolean", help = "indices and offset put back together give the address" },
+      { name = "indices", unit = "map", of = { unit = "integer" }, text = false, help = "the indices by level name" },
+      { name = "reason", unit = "text", optional = true, help = "why no frame is shown" },
+    } },
+  },
 }
 M.layout = layout_of
 
 function M.run(opts)
   local offset = opts.offset
-  assert(math.type(offset) == "integer" and offset >= 0, "offset must be a non-negative integer")
   offset = offset % PAGE
   local r <close> = assert(vm.mmap(2 * PAGE))
   r:advise("nohugepage") -- base pages: the untouched page must stay untouched whatever THP does

@@ -21,13 +21,31 @@ local names = require "vmlab.sum.names"
 local M = {
   name = "race",
   summary = "two processes increment one shared counter: plain increments lose updates, atomics and semaphores don't",
-  params = { increments = 1000000, processes = 2, plain_tries = 5 },
+  params = {
+    { name = "increments", default = 1000000, unit = "count", min = 1, max = 1 << 32,
+      help = "increments each process adds (atomic and semaphore contests)" },
+    { name = "processes", default = 2, unit = "count", min = 2, max = 64, help = "processes sharing the counter" },
+    { name = "plain_tries", default = 5, unit = "count", min = 1, max = 20,
+      help = "plain contests at most, each 4 times longer, until one loses updates" },
+  },
   tour = { increments = 200000 },
-  fields = { "processes", "increments", "expected", "atomic", "semaphore", "plain_increments", "plain_expected",
-    "plain", "lost", "lost_percent", "plain_tries", "plain_seconds", "atomic_seconds", "semaphore_seconds", "cpus" },
-  units = { processes = "count", increments = "count", expected = "count", plain = "count", atomic = "count",
-    semaphore = "count", lost = "count", cpus = "count", plain_increments = "count", plain_expected = "count",
-    plain_tries = "count" },
+  fields = {
+    { name = "processes", unit = "count", help = "processes sharing the counter" },
+    { name = "increments", unit = "count", help = "increments each process added" },
+    { name = "expected", unit = "count", help = "processes x increments" },
+    { name = "atomic", unit = "count", help = "the atomic counter at the end" },
+    { name = "semaphore", unit = "count", help = "the semaphore-guarded counter at the end" },
+    { name = "plain_increments", unit = "count", help = "increments each process added to the plain counter (at least)" },
+    { name = "plain_expected", unit = "count", help = "what the processes counted they added to it" },
+    { name = "plain", unit = "count", help = "the plain counter at the end" },
+    { name = "lost", unit = "count", help = "plain updates lost" },
+    { name = "lost_percent", unit = "percent", help = "of plain_expected" },
+    { name = "plain_tries", unit = "count", help = "plain contests run" },
+    { name = "plain_seconds", unit = "seconds", help = "time of the last plain contest" },
+    { name = "atomic_seconds", unit = "seconds", help = "time of the atomic contest" },
+    { name = "semaphore_seconds", unit = "seconds", help = "time of the semaphore contest" },
+    { name = "cpus", unit = "count", help = "CPUs this process may run on" },
+  },
 }
 
 local COUNTER, READY, DONE, SEM, TIMES = 0, 128, 136, 192, 256

@@ -8,15 +8,39 @@
 -- (000_*.txt: "reads vs writes".)
 local vm = require "vmlab"
 
+local touch_fields = {
+  { name = "minor_faults", unit = "count", help = "minor faults of the pass" },
+  { name = "rss_growth", unit = "bytes", help = "VmRSS growth over the pass" },
+  { name = "seconds", unit = "seconds", help = "time of the pass" },
+  { name = "ns_per_page", unit = "ns", help = "time per page" },
+  { name = "bytes_per_second", unit = "bytes_per_second", help = "bytes touched per second" },
+  { name = "distinct_frames", unit = "count", optional = true,
+    help = "distinct physical frames behind the pages (absent where frames are hidden)" },
+  { name = "pfnzero", unit = "count", optional = true, help = "pages on the zero page (PAGEMAP_SCAN)" },
+  { name = "timeline", unit = "timeline", help = "RSS, VIRT and faults every 1 MiB touched" },
+}
+
 local M = {
   name = "read-write",
   summary = "a first read of fresh memory faults: does it map the shared zero page? a first write gets a frame",
-  params = { size = 64 * 1024 * 1024, share = "private" },
-  choices = { share = { "private", "shared" } },
+  params = {
+    { name = "size", default = 64 * 1024 * 1024, unit = "bytes", min = vm.page_size, max = 1 << 40,
+      help = "each of the two fresh regions (one read first, one written first)" },
+    { name = "share", default = "private", unit = "choice", choices = { "private", "shared" },
+      help = "private anonymous memory, or shared (whose reads never map the zero page)" },
+  },
   tour = { size = 64 * 1024 * 1024 },
   writes = function(p) return 2 * p.size end, -- two regions of size, both written
-  fields = { "share", "size", "pages", "write_after_read_faults", "write_after_read_rss_growth",
-             "minor_faults", "rss_growth", "seconds", "ns_per_page", "gib_per_s", "distinct_frames", "pfnzero" },
+  fields = {
+    { name = "share", unit = "text", help = "private or shared memory" },
+    { name = "size", unit = "bytes", help = "each region" },
+    { name = "pages", unit = "count", help = "base pages in each region" },
+    { name = "read", unit = "object", help = "the first pass over fresh memory by reads", fields = touch_fields },
+    { name = "write_after_read_faults", unit = "count", help = "minor faults writing the pages that were read" },
+    { name = "write_after_read_rss_growth", unit = "bytes", help = "VmRSS growth of that write" },
+    { name = "write", unit = "object", help = "the first pass over fresh memory by writes", fields = touch_fields },
+    { name = "frames_hidden", unit = "text", optional = true, help = "why physical frames could not be read" },
+  },
 }
 
 local function rss()
@@ -49,7 +73,7 @@ local function first_touch(size, mode, share)
     rss_growth = after - before,
     seconds = t.seconds,
     ns_per_page = t.seconds * 1e9 / t.pages,
-    gib_per_s = size / t.seconds / 2 ^ 30,
+    bytes_per_second = size / t.seconds,
     distinct_frames = frames,
     pfnzero = scan and scan.pfnzero,
     timeline = t.timeline,

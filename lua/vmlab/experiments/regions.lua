@@ -13,12 +13,43 @@ local M = {
   name = "regions",
   summary = "the process's map: text, data, bss, heap, stack, anonymous, vdso; where a global, a malloc'd block, " ..
     "a local live",
-  params = { faults = false },
-  units = { global = "address", static_data = "address", bss = "address", text = "address", stack = "address",
-            heap = "address", placed = "text", mappings = "count" },
+  params = {
+    { name = "faults", default = false, unit = "boolean",
+      help = "also touch pages of each kind of region and count their faults with perf" },
+  },
   text_omit = { "faults" }, -- explain() prints the faults per region (`vmlab run` leaves the table out)
-  fields = { "name", "start", "size", "rss", "perms", "holds", "addresses", "placed",
-             "text", "static_data", "global", "bss", "heap", "stack" },
+  fields = {
+    { name = "regions", unit = "table", help = "the mappings that hold the program's pieces, heap, stack, vdso", fields = {
+      { name = "name", unit = "text", help = "what the mapping holds" },
+      { name = "start", unit = "address", help = "its first address" },
+      { name = "size", unit = "bytes", help = "its size" },
+      { name = "rss", unit = "bytes", help = "its resident bytes (smaps Rss)" },
+      { name = "perms", unit = "text", help = "its permissions (rwxp)" },
+      { name = "holds", unit = "text", help = "the objects that live in it" },
+    } },
+    { name = "addresses", unit = "map", of = { unit = "address" },
+      help = "where each object lives: text (a function), static_data (a constant), global, bss, heap, stack" },
+    { name = "placed", unit = "map", of = { unit = "text" }, help = "the mapping each object lives in" },
+    { name = "mappings", unit = "count", help = "mappings in /proc/self/maps" },
+    { name = "program", unit = "text", optional = true, help = "the program's file" },
+    { name = "module", unit = "text", optional = true, help = "the file of the vmlab C module" },
+    { name = "layout", unit = "object", help = "where the program, heap and stack start", fields = {
+      { name = "program", unit = "address", optional = true, help = "the program's first mapping" },
+      { name = "heap", unit = "address", optional = true, help = "the heap's start" },
+      { name = "stack", unit = "address", optional = true, help = "the stack's start" },
+      { name = "above_stack", unit = "count", help = "mappings above the stack (vdso and vvar aside)" },
+    } },
+    { name = "faults", unit = "object", optional = true, help = "faults per region kind (with faults = true)",
+      fields = {
+        { name = "by_kind", unit = "map", of = { unit = "count" }, help = "sampled faults per kind of mapping" },
+        { name = "regions", unit = "map", of = { unit = "count" }, help = "sampled faults in each touched region" },
+        { name = "touched", unit = "map", of = { unit = "count" }, help = "pages touched in each region" },
+        { name = "total", unit = "count", help = "faults sampled" },
+        { name = "lost", unit = "count", optional = true, help = "samples the kernel dropped" },
+        { name = "user_only", unit = "boolean", optional = true, help = "the sampler counted user-space faults only" },
+      } },
+    { name = "faults_skipped", unit = "text", optional = true, help = "why faults could not be counted" },
+  },
 }
 
 local OBJECTS = { "text", "static_data", "global", "bss", "heap", "stack" }

@@ -11,9 +11,27 @@ local M = {
   name = "segfault",
   summary = "a fault the kernel resolves (minor fault) vs one it refuses: SIGSEGV MAPERR/ACCERR, SIGBUS past EOF",
   params = {},
-  fields = { "case", "access", "signal", "code", "address", "minor_faults", "killed_by" },
-  units = { kernel_address = "address", kernel_ip = "address", kernel_error = "text", killed_pid = "text",
-    kernel_attempts = "count" },
+  fields = {
+    { name = "cases", unit = "table", help = "each access probed in a child, its signal caught", fields = {
+      { name = "case", unit = "text", help = "what was accessed" },
+      { name = "access", unit = "text", help = "read or write" },
+      { name = "signal", unit = "text", help = "the signal it got (none: the kernel resolved the fault)" },
+      { name = "code", unit = "text", help = "the signal's si_code (SEGV_MAPERR, SEGV_ACCERR, BUS_ADRERR)" },
+      { name = "address", unit = "address", help = "the faulting address" },
+      { name = "minor_faults", unit = "count", optional = true, help = "minor faults of the access" },
+    } },
+    { name = "killed_by", unit = "text", optional = true, help = "the signal that ended a child with no handler" },
+    { name = "killed_pid", unit = "integer", optional = true, help = "that child's pid" },
+    { name = "kernel_attempts", unit = "count", optional = true, help = "children killed until the kernel logged one" },
+    { name = "killed_skipped", unit = "text", optional = true, help = "why no child was killed (a sanitizer)" },
+    { name = "exception_trace", unit = "text", optional = true,
+      help = "debug.exception-trace: 1 when the kernel logs unhandled signals" },
+    { name = "kernel_line", unit = "text", optional = true, help = "the kernel's log line about the killed child" },
+    { name = "kernel_address", unit = "address", optional = true, help = "the address that line names" },
+    { name = "kernel_ip", unit = "address", optional = true, help = "the instruction pointer it names" },
+    { name = "kernel_error", unit = "integer", optional = true, help = "the page-fault error code it names" },
+    { name = "kernel_error_means", unit = "text", optional = true, help = "that code's bits in words (x86)" },
+  },
   text_omit = { "kernel_line" }, -- the claims print it
 }
 

@@ -17,12 +17,26 @@ local names = require "vmlab.sum.names"
 local M = {
   name = "shm-frames",
   summary = "a parent and an exec'd child map one shm object at different addresses onto the same physical frames",
-  params = { pages = 64 },
-  tour = { pages = 16 },
-  fields = { "pages", "parent_address", "child_address", "same_address", "parent_shared_pages", "frames_equal",
-    "same_frames", "child_shared_bytes", "child_file_pages", "child_pid", "frames_hidden" },
-  units = { pages = "count", frames_equal = "count", child_pid = "text", parent_shared_pages = "count",
-    child_shared_bytes = "bytes", child_file_pages = "count", frames_hidden = "text" },
+  params = {
+    { name = "size", default = 64 * vm.page_size, unit = "bytes", min = vm.page_size, max = (1 << 20) * vm.page_size,
+      help = "the shared memory object both processes map (whole pages: rounded up)" },
+  },
+  tour = { size = 16 * vm.page_size },
+  fields = {
+    { name = "pages", unit = "count", help = "pages of the object" },
+    { name = "parent_address", unit = "address", help = "where the parent mapped it" },
+    { name = "child_address", unit = "address", help = "where the exec'd child mapped it" },
+    { name = "same_address", unit = "boolean", help = "the two addresses are equal" },
+    { name = "parent_shared_pages", unit = "count", optional = true,
+      help = "the parent's pages mapped by another process too" },
+    { name = "shared_pages_how", unit = "text", optional = true, help = "how they were counted" },
+    { name = "frames_equal", unit = "count", optional = true, help = "pages on the same frame in both processes" },
+    { name = "same_frames", unit = "boolean", optional = true, help = "every page is on the same frame" },
+    { name = "child_shared_bytes", unit = "bytes", optional = true, help = "the child's smaps Shared_* bytes of it" },
+    { name = "child_file_pages", unit = "count", optional = true, help = "the child's pages PAGEMAP_SCAN calls file pages" },
+    { name = "child_pid", unit = "integer", help = "the child's pid" },
+    { name = "frames_hidden", unit = "text", optional = true, help = "why frame numbers could not be compared" },
+  },
 }
 
 local function peer_program()
@@ -50,8 +64,7 @@ end
 
 --- params: pages (how many pages the object holds, besides its report area)
 function M.run(p)
-  local pages = math.tointeger(p.pages)
-  if not pages or pages < 1 or pages > 1 << 20 then error("shm-frames: pages must be 1 .. 1048576", 0) end
+  local pages = (p.size + vm.page_size - 1) // vm.page_size
   local data = pages * vm.page_size
   local report = data
   local extras = extras_at(report, pages)

@@ -10,13 +10,31 @@ local M = {
   name = "stack-guard",
   summary = "a recursion with a page-sized frame per call grows the stack page by page until the guard stops it: " ..
     "SIGSEGV",
-  -- frame_size: a page per call; stack_limit 0: the current soft limit (8 MiB if unlimited)
-  params = { frame_size = vm.page_size, stack_limit = 0 },
+  params = {
+    { name = "frame_size", default = vm.page_size, unit = "bytes", min = 16, max = 1024 * 1024,
+      help = "the array in each call's frame (a page: one new stack page per call)" },
+    { name = "stack_limit", default = 0, unit = "bytes", min = 0, max = 1 << 30,
+      help = "RLIMIT_STACK for the child; 0: the current soft limit (8 MiB if unlimited), else at least 256KiB" },
+  },
+  validate = function(p)
+    if p.stack_limit ~= 0 and p.stack_limit < (256 << 10) then
+      return "--stack-limit: must be 0 (the current limit) or at least 256KiB"
+    end
+  end,
   tour = {},
   writes = function() return 0 end, -- a stack of at most stack_limit, in a child
-  fields = { "signal", "depth", "frame_size", "stack_limit", "stack_used", "stack_pages", "child_minor_faults",
-             "half_limit_depth" },
-  units = { stack_used = "bytes" },
+  fields = {
+    { name = "signal", unit = "text", help = "how the child ended (SIGSEGV at the guard)" },
+    { name = "depth", unit = "count", help = "calls deep the recursion got" },
+    { name = "frame_size", unit = "bytes", help = "the array in each frame" },
+    { name = "stack_limit", unit = "bytes", help = "RLIMIT_STACK of the child" },
+    { name = "stack_used", unit = "bytes", help = "depth x frame size" },
+    { name = "stack_pages", unit = "count", help = "stack pages that many frames fill" },
+    { name = "child_minor_faults", unit = "count", help = "minor faults of the child" },
+    { name = "half_limit", unit = "bytes", help = "half the limit, for the second child" },
+    { name = "half_limit_depth", unit = "count", help = "depth the recursion got under half the limit" },
+    { name = "half_limit_signal", unit = "text", help = "how that child ended" },
+  },
 }
 
 local DEFAULT_LIMIT = 8 * 1024 * 1024

@@ -58,19 +58,38 @@ end
 local M = {
   name = "thp",
   summary = "transparent huge pages: a region with MADV_HUGEPAGE faults once per huge page, not once per base page",
-  params = { size = 64 * 1024 * 1024, advice = "hugepage" },
-  choices = { advice = { "hugepage", "nohugepage" } },
-  tour = { size = 32 * 1024 * 1024 },
-  units = {
-    size = "bytes", page_size = "bytes", huge_page_size = "bytes", mode = "text", defrag = "text",
-    advice = "text", faults_huge = "count", faults_small = "count", anon_huge_bytes = "bytes",
-    anon_huge_bytes_small = "bytes", seconds_huge = "seconds", seconds_small = "seconds",
-    faults_per_huge_page = "count", faults_per_huge_page_small = "count", chunks = "count",
-    contiguous_chunks = "count", scan_huge_pages = "count",
+  params = {
+    { name = "size", default = 64 * 1024 * 1024, unit = "bytes", min = PAGE, max = 1 << 40,
+      help = "each of the two regions (rounded up to whole huge pages)" },
+    { name = "advice", default = "hugepage", unit = "choice", choices = { "hugepage", "nohugepage" },
+      help = "the advice for the second region (nohugepage: both regions the same, the other kind)" },
   },
-  fields = { "mode", "defrag", "advice", "size", "page_size", "huge_page_size", "chunks", "faults_small",
-             "faults_huge", "faults_per_huge_page_small", "faults_per_huge_page", "anon_huge_bytes_small",
-             "anon_huge_bytes", "scan_huge_pages", "contiguous_chunks", "seconds_small", "seconds_huge" },
+  tour = { size = 32 * 1024 * 1024 },
+  fields = {
+    { name = "mode", unit = "text", help = "THP mode: always, madvise or never" },
+    { name = "defrag", unit = "text", help = "THP defrag setting" },
+    { name = "advice", unit = "text", help = "the advice given to the second region" },
+    { name = "size", unit = "bytes", help = "each region (whole huge pages)" },
+    { name = "page_size", unit = "bytes", help = "bytes in a base page" },
+    { name = "huge_page_size", unit = "bytes", help = "bytes in a huge page" },
+    { name = "chunks", unit = "count", help = "huge pages in each region" },
+    { name = "faults_small", unit = "count", optional = true, help = "faults writing the nohugepage region" },
+    { name = "faults_huge", unit = "count", optional = true, help = "faults writing the advised region" },
+    { name = "faults_per_huge_page_small", unit = "ratio", optional = true,
+      help = "faults per huge-page-sized chunk, nohugepage region" },
+    { name = "faults_per_huge_page", unit = "ratio", optional = true, help = "faults per chunk, advised region" },
+    { name = "anon_huge_bytes_small", unit = "bytes", optional = true, help = "AnonHugePages, nohugepage region" },
+    { name = "anon_huge_bytes", unit = "bytes", optional = true, help = "AnonHugePages, advised region" },
+    { name = "scan_huge_pages", unit = "count", optional = true,
+      help = "pages PAGEMAP_SCAN finds in huge pages, advised region" },
+    { name = "contiguous_chunks", unit = "count", optional = true,
+      help = "chunks whose frames are physically contiguous, advised region" },
+    { name = "small_seconds", unit = "seconds", optional = true, help = "time writing the nohugepage region" },
+    { name = "huge_seconds", unit = "seconds", optional = true, help = "time writing the advised region" },
+    { name = "sanitized", unit = "boolean", optional = true, help = "run under a sanitizer (its shadow faults too)" },
+    { name = "huge_error", unit = "text", optional = true, help = "why the advice failed" },
+    { name = "timeline", unit = "timeline", optional = true, help = "the advised region's write: RSS and faults" },
+  },
 }
 
 --- params: size (bytes, rounded up to huge pages), advice for the second region
@@ -92,7 +111,7 @@ function M.run(opts)
     return result
   end
   result.faults_small = small.faults
-  result.seconds_small = small.seconds
+  result.small_seconds = small.seconds
   result.anon_huge_bytes_small = small.anon_huge_bytes
   result.faults_per_huge_page_small = small.faults / chunks
 
@@ -104,7 +123,7 @@ function M.run(opts)
     return result
   end
   result.faults_huge = huge.faults
-  result.seconds_huge = huge.seconds
+  result.huge_seconds = huge.seconds
   result.anon_huge_bytes = huge.anon_huge_bytes
   result.scan_huge_pages = huge.scan_huge_pages
   result.faults_per_huge_page = huge.faults / chunks
@@ -196,7 +215,7 @@ function M.explain(res)
       .. "AnonHugePages."):format(res.advice:upper(), count(res.faults_huge), res.faults_per_huge_page,
       b(res.huge_page_size), per, b(res.anon_huge_bytes))
     lines[#lines + 1] = ("First touch: %s with MADV_%s, %s with MADV_NOHUGEPAGE (THP '%s', defrag '%s')."):format(
-      units.seconds(res.seconds_huge), res.advice:upper(), units.seconds(res.seconds_small), tostring(res.mode),
+      units.seconds(res.huge_seconds), res.advice:upper(), units.seconds(res.small_seconds), tostring(res.mode),
       tostring(res.defrag))
   end
   if res.huge_error then lines[#lines + 1] = res.huge_error end

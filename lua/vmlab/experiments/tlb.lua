@@ -69,22 +69,41 @@ local M = {
   summary = "pre-faulted memory read in page order, random page order and as a pointer chase, "
     .. "base pages vs huge pages: ns per access",
   params = {
-    size = math.max(512 * MiB, 2 * HUGE), -- far beyond what the TLB covers with base pages (a few MiB)
-    stride = PAGE + CACHE_LINE, -- one access per page, each on another cache line (no cache-set pile-up)
-    accesses = 2000000,         -- per timed walk (whole passes over the region)
-    repeats = 3,                -- timed walks per case; the fastest counts
-    seed = 1,                   -- of the random page order
+    { name = "size", default = math.max(512 * MiB, 2 * HUGE), unit = "bytes", min = PAGE, max = 1 << 40,
+      help = "the region walked (far beyond what the TLB covers with base pages; two huge pages at least)" },
+    { name = "stride", default = PAGE + CACHE_LINE, unit = "bytes", min = 8, max = 1 << 30,
+      help = "bytes between accesses, a multiple of 8 (a page and a cache line: a new page and line each time)" },
+    { name = "accesses", default = 2000000, unit = "count", min = 1, max = 1 << 34,
+      help = "accesses per timed walk (whole passes over the region)" },
+    { name = "repeats", default = 3, unit = "count", min = 1, max = 100,
+      help = "timed walks per case; the fastest counts" },
+    { name = "seed", default = 1, unit = "count", min = 0, max = (1 << 31) - 1, help = "seed of the random page order" },
   },
+  validate = function(p)
+    if p.stride % 8 ~= 0 then return "--stride: must be a multiple of 8 bytes (the chase reads 8-byte slots)" end
+    if p.stride > p.size then return "--stride: must be at most --size" end
+  end,
   tour = { size = math.max(256 * MiB, 2 * HUGE), accesses = 1000000, repeats = 2 },
-  units = {
-    size = "bytes", stride = "bytes", accesses = "count", small_sequential_ns = "ns", small_random_ns = "ns",
-    huge_sequential_ns = "ns", huge_random_ns = "ns", small_chase_ns = "ns", huge_chase_ns = "ns",
-    anon_huge_bytes = "bytes", anon_huge_bytes_small = "bytes", huge_skipped = "text", thp = "text",
-    page_size = "bytes", huge_page_size = "bytes", small_faults = "count", huge_faults = "count",
+  fields = {
+    { name = "thp", unit = "text", help = "THP mode" },
+    { name = "page_size", unit = "bytes", help = "bytes in a base page" },
+    { name = "huge_page_size", unit = "bytes", optional = true, help = "bytes in a huge page" },
+    { name = "size", unit = "bytes", help = "the region walked" },
+    { name = "stride", unit = "bytes", help = "bytes between accesses" },
+    { name = "accesses", unit = "count", help = "accesses per timed walk" },
+    { name = "passes", unit = "count", help = "passes over the region per walk" },
+    { name = "small_sequential_ns", unit = "ns", help = "base pages, page order: time per access" },
+    { name = "small_random_ns", unit = "ns", help = "base pages, random page order: time per access" },
+    { name = "small_chase_ns", unit = "ns", help = "base pages, pointer chase: time per access" },
+    { name = "huge_sequential_ns", unit = "ns", optional = true, help = "huge pages, page order: time per access" },
+    { name = "huge_random_ns", unit = "ns", optional = true, help = "huge pages, random order: time per access" },
+    { name = "huge_chase_ns", unit = "ns", optional = true, help = "huge pages, pointer chase: time per access" },
+    { name = "anon_huge_bytes_small", unit = "bytes", help = "AnonHugePages of the base-page region" },
+    { name = "anon_huge_bytes", unit = "bytes", optional = true, help = "AnonHugePages of the huge-page region" },
+    { name = "small_faults", unit = "count", help = "faults during the timed base-page walks (0: pre-faulted)" },
+    { name = "huge_faults", unit = "count", optional = true, help = "faults during the timed huge-page walks" },
+    { name = "huge_skipped", unit = "text", optional = true, help = "why the huge-page half was not measured" },
   },
-  fields = { "thp", "page_size", "huge_page_size", "size", "stride", "accesses", "small_sequential_ns",
-             "small_random_ns", "small_chase_ns", "huge_sequential_ns", "huge_random_ns", "huge_chase_ns",
-             "anon_huge_bytes_small", "anon_huge_bytes", "small_faults", "huge_faults", "huge_skipped" },
 }
 
 --- params: size (bytes), stride (bytes, at least a page), accesses, repeats, seed
