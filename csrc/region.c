@@ -228,6 +228,9 @@ static int region_read(lua_State *L) {
   vmlab_check_range(L, 2, 3, r->size, &off, &len);
   luaL_Buffer b;
   char *dst = luaL_buffinitsize(L, &b, len);
+  /* the allocation may have run a finalizer that closed or resized r */
+  r = vmlab_check_open(L, 1);
+  if (len > r->size || off > r->size - len) return luaL_error(L, "read: the region changed during the call");
   const unsigned char *src = r->addr + off;
   VMLAB_GUARD(L, "read");
   memcpy(dst, src, len);
@@ -246,6 +249,9 @@ static int region_write(lua_State *L) {
   luaL_argcheck(L, slen <= r->size - (size_t)o, 3, "string does not fit: offset + #string is past the end");
   off = (size_t)o;
   len = slen;
+  /* a number converted to a string may have run a finalizer that closed or resized r */
+  r = vmlab_check_open(L, 1);
+  if (len > r->size || off > r->size - len) return luaL_error(L, "write: the region changed during the call");
   unsigned char *dst = r->addr + off;
   VMLAB_GUARD(L, "write");
   memcpy(dst, s, len);

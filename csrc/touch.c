@@ -185,8 +185,9 @@ __attribute__((noinline)) static int touch_guarded(lua_State *L, const touch_wal
   return 0;
 }
 
-/* A walk's hold on its region: r->busy counts walks with a hook running;
-   a to-be-closed token gives the hold back however the walk ends. */
+/* A walk's hold on its region: r->busy counts the walks in progress (Lua
+   code can run during one: the hook, finalizers); a to-be-closed token gives
+   the hold back however the walk ends. */
 #define TOUCH_HOLD_MT "vmlab.TouchHold"
 
 static int touch_hold_release(lua_State *L) {
@@ -238,6 +239,15 @@ static int touch_region(lua_State *L) {
   int order = vmlab_opt_option_field(L, 3, "order", "sequential", touch_orders);
   int chase = order == 2, random = order >= 1;
   lua_Integer seed = vmlab_opt_int_field(L, 3, "seed", 1);
+  /* The option lookups may have run Lua code (an __index metamethod), and so
+     may the allocations below (finalizers), the hook, and the guard's error:
+     look at the region again, then hold it (close, realloc, protect refuse)
+     until the walk is over. */
+  r = vmlab_check_open(L, 1);
+  if (len > r->size || off > r->size - len)
+    return luaL_error(L, "touch: the region changed while its options were read");
+  lua_settop(L, 3);
+  touch_hold(L, r); /* index 4, to be closed */
   size_t step = (size_t)stride;
   size_t total; /* bytes walked, for sampling */
   if (__builtin_mul_overflow(len, (size_t)passes, &total) || total > (size_t)INT64_MAX)
@@ -282,7 +292,6 @@ static int touch_region(lua_State *L) {
   if (chase) touch_link(L, base, perm, accesses, step); /* not timed */
   int hooked = !chase && touch_hook_push(L);
   int hook = lua_gettop(L);
-  if (hooked) touch_hold(L, r); /* at hook + 1 */
   unsigned char *const addr0 = r->addr;
   const size_t size0 = r->size;
   vmlab_faults_now(&minor0, &major0);
@@ -324,9 +333,9 @@ static int touch_region(lua_State *L) {
       if (r->addr != addr0 || r->size != size0)
         return luaL_error(L, "touch: the region changed under the walk (in the touch hook)");
     }
-    lua_closeslot(L, hook + 1);
     lua_settop(L, hook - 1);
   }
+  lua_closeslot(L, 4); /* the hold */
 
   double seconds = vmlab_now() - t0;
   vmlab_faults_now(&minor1, &major1);
