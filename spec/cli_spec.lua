@@ -184,3 +184,46 @@ describe("vmlab tour", function()
     assert.matches("tour: 2 experiments ran %(0 skipped%), 0 failed, in [%d.]+ s", out)
   end)
 end)
+
+describe("one command-line style", function()
+  it("vmlab --version prints the facade's version", function()
+    local out, code = vmlab("--version")
+    assert.equal(0, code)
+    assert.equal(require("vmlab")._VERSION .. "\n", out)
+  end)
+
+  it("vmlab help CMD prints that command's help, vmlab CMD --help the same", function()
+    for _, cmd in ipairs { "list", "tour", "report", "info", "memtest", "sum", "watch", "maps" } do
+      local out, code = vmlab("help " .. cmd)
+      assert.equal(0, code, out)
+      assert.matches("^Usage: vmlab " .. cmd .. " ", out)
+      assert.equal(out, (vmlab(cmd .. " --help")))
+    end
+    local out, code = vmlab("help")
+    assert.equal(0, code)
+    assert.matches("\nCommands:\n", out)
+  end)
+
+  it("suggests the command or experiment meant by a misspelled name, exit status 2", function()
+    local out, code = vmlab("lsit")
+    assert.equal(2, code)
+    assert.equal("vmlab: unknown command 'lsit'; did you mean 'list'? (see vmlab --help)\n", out)
+    out, code = vmlab("help memtets")
+    assert.equal(2, code)
+    assert.matches("did you mean 'memtest'%?", out)
+    out, code = vmlab("tour lazzy")
+    assert.equal(2, code)
+    assert.matches("^vmlab tour: unknown experiment 'lazzy'; did you mean 'lazy'%?[^\n]*\n$", out)
+  end)
+
+  it("bad usage of any command: one line naming the problem and exit status 2", function()
+    for _, args in ipairs { "--bogus", "list extra", "tour --bogus", "info --jsn", "report --bogus",
+      "memtest x 10", "memtest w", "memtest w lots", "memtest w 10 --pause never", "sum --bogus",
+      "sum --slots 0", "watch abc", "watch 1 --count 0", "maps", "maps abc", "maps 1 2" } do
+      local out, code = vmlab(args)
+      assert.equal(2, code, args .. ": " .. out)
+      assert.matches("^vmlab[^\n]*\n$", out, args)
+    end
+    assert.matches("did you mean '%-%-json'", (vmlab("info --jsn")))
+  end)
+end)

@@ -22,19 +22,18 @@ local function show(field, v)
   return tostring(v)
 end
 
+function M.parser()
+  local p = require("vmlab.cli").new("vmlab info", "Probes this kernel and process (measured or read once) and "
+    .. "says how each was found: page sizes, THP, whether reads map the zero page, pagemap, perf, overcommit, "
+    .. "swap, KSM, cgroup, limits and privileges.")
+  p:flag("--json", "One JSON object instead of the table.")
+  return p
+end
+
 function M.main(argv)
-  local json = false
-  for _, a in ipairs(argv) do
-    if a == "--json" then json = true
-    elseif a == "-h" or a == "--help" then
-      io.stdout:write("usage: vmlab info [--json]\n",
-        "Probes this kernel and process (measured or read once) and says how each was found.\n")
-      return 0
-    else
-      io.stderr:write("vmlab info: unknown argument '", a, "'\n")
-      return 2
-    end
-  end
+  local args, code = require("vmlab.cli").parse(M.parser(), argv)
+  if not args then return code end
+  local json = args.json
   if json then
     io.stdout:write(require("vmlab.report").encode(kernel.record(), true), "\n")
     return 0

@@ -3,15 +3,14 @@ local experiments = require "vmlab.experiments"
 
 local M = { summary = "list the experiments with a line on each" }
 
+function M.parser()
+  return require("vmlab.cli").new("vmlab list", "Lists every experiment with a line on each; run one with: "
+    .. "vmlab run NAME (vmlab run NAME --help shows its parameters).")
+end
+
 function M.main(argv)
-  if argv[1] == "-h" or argv[1] == "--help" then
-    io.stdout:write("usage: vmlab list\nLists every experiment; run one with: vmlab run NAME\n")
-    return 0
-  end
-  if argv[1] ~= nil then
-    io.stderr:write("vmlab list: takes no arguments\n")
-    return 2
-  end
+  local args, code = require("vmlab.cli").parse(M.parser(), argv)
+  if not args then return code end
   local names = experiments.names()
   local width = 0
   for _, n in ipairs(names) do width = math.max(width, #n) end

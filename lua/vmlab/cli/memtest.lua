@@ -25,48 +25,43 @@ local function fail(msg)
   return 2
 end
 
-local function usage(out)
-  out:write("usage: vmlab memtest r|w SIZE_MiB [--pause SECONDS] [--force] [--json] [--plot FILE.svg]\n",
-    "  r: read every page, w: write every page (then it says what RES did, and why where it knows)\n",
-    "  SIZE: 512 (MiB), or with a unit: 512MiB, 2GiB\n",
-    "  --pause S: sleep S seconds at each 128 MiB stop instead of waiting for Enter\n",
-    "  --force: allow a write bigger than MemAvailable\n",
-    "  --json: print one JSON object (the stops and the timeline) instead, without waiting\n",
-    "  --plot FILE.svg: draw RSS, VIRT and faults against the bytes touched\n")
+function M.parser()
+  local p = require("vmlab.cli").new("vmlab memtest", "The seed's memtest: malloc SIZE, then read (r) or write "
+    .. "(w) it page by page, stopping every 128 MiB to print VIRT, RES and the page faults so far, so that you "
+    .. "can watch the process (htop -p PID, pgrep -f vmlab-memtest, vmlab watch PID, vmlab maps PID). On a "
+    .. "terminal it waits for Enter at each stop; its closing words are the lazy experiment's claims, decided "
+    .. "from its own numbers.")
+  p:argument("mode", "r: read every page, w: write every page."):choices({ "r", "w", "read", "write" })
+    :argname("r|w")
+  p:argument("size", "How much to malloc: a bare number is MiB, as the lab wrote it (512), or a size with "
+    .. "its unit (512MiB, 2GiB)."):argname("SIZE_MiB")
+  p:option("--pause", "Sleep SECONDS at each 128 MiB stop instead of waiting for Enter (0 or more)."):argname(
+    "SECONDS")
+  p:flag("--force", "Allow a write bigger than MemAvailable.")
+  p:flag("--json", "Print one JSON object (the stops and the timeline) instead, without waiting.")
+  p:option("--plot", "Draw RSS, VIRT and faults against the bytes touched into this SVG file."):argname("FILE.svg")
+  return p
 end
 
+-- The parsed options {mode=, size=, pause=, force=, json=, plot=}, or nil and the exit code.
 local function parse(argv)
-  local o = { pause = nil, force = false, json = false }
-  local pos = {}
-  local i = 1
-  while i <= #argv do
-    local a = argv[i]
-    local key, val = a:match("^%-%-(%w+)=(.*)$")
-    key = key or a:match("^%-%-(%w+)$")
-    if a == "-h" or a == "--help" then return nil, "help"
-    elseif key == "force" and not val then o.force = true
-    elseif key == "json" and not val then o.json = true
-    elseif key == "plot" then
-      if not val then i = i + 1; val = argv[i] end
-      if not val or val == "" then return nil, "--plot needs a file name (FILE.svg)" end
-      o.plot = val
-    elseif key == "pause" then
-      if not val then i = i + 1; val = argv[i] end
-      local s = tonumber(val or "")
-      if not s or s < 0 or s ~= s or s > 86400 then
-        return nil, ("bad value '%s' for --pause (seconds, 0 or more)"):format(tostring(val))
-      end
-      o.pause = s
-    elseif a:sub(1, 1) == "-" and a ~= "-" then return nil, ("unknown option '%s'"):format(a)
-    else pos[#pos + 1] = a end
-    i = i + 1
+  local cli = require "vmlab.cli"
+  local args, code = cli.parse(M.parser(), argv)
+  if not args then return nil, code end
+  local o = { force = args.force, json = args.json, plot = args.plot }
+  if o.plot == "" then return nil, cli.usage_error("vmlab memtest", "--plot needs a file name (FILE.svg)") end
+  if args.pause then
+    local s = tonumber(args.pause)
+    if not s or s < 0 or s ~= s or s > 86400 then
+      return nil, cli.usage_error("vmlab memtest", ("bad value '%s' for --pause (seconds, 0 or more)"):format(
+        args.pause))
+    end
+    o.pause = s
   end
-  if #pos ~= 2 then return nil, "expects a mode (r or w) and a size in MiB" end
-  local mode = ({ r = "read", w = "write", read = "read", write = "write" })[pos[1]]
-  if not mode then return nil, ("bad mode '%s' (r to read, w to write)"):format(pos[1]) end
-  local size, err = units.parse_size(pos[2])
-  if not size then return nil, err end
-  o.mode, o.size = mode, size
+  o.mode = ({ r = "read", w = "write", read = "read", write = "write" })[args.mode]
+  local size, err = units.parse_size(args.size, "MiB")
+  if not size then return nil, cli.usage_error("vmlab memtest", err) end
+  o.size = size
   return o
 end
 
@@ -93,12 +88,8 @@ function M.claims(o, stops, t, pages, scan)
 end
 
 function M.main(argv)
-  local o, err = parse(argv)
-  if not o then
-    if err == "help" then usage(io.stdout); return 0 end
-    usage(io.stderr)
-    return fail(err)
-  end
+  local o, code = parse(argv)
+  if not o then return code end
   if o.mode == "write" and not o.force then
     local avail = vm.proc.meminfo().MemAvailable
     if avail and o.size > avail then

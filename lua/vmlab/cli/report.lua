@@ -7,13 +7,14 @@ local html = require "vmlab.html"
 
 local M = { summary = "the lab report as one web page: system, claims, numbers and charts (--out FILE.html)" }
 
-local function parser()
-  local argparse = require "argparse"
-  local p = argparse("vmlab report", "Runs the experiments (or reads saved JSON records) and writes one HTML page.")
-  p:argument("names", "experiments to run (default: all, at their tour sizes)"):args("*")
-  p:option("-o --out", "the page to write", "report.html"):argname("FILE.html")
-  p:option("--from", "read records from this file of JSON lines instead of running"):count("*"):argname("FILE")
-  p:option("--title", "the page's title", "vmlab lab report")
+function M.parser()
+  local p = require("vmlab.cli").new("vmlab report",
+    "Runs the experiments (or reads saved JSON records) and writes one HTML page.")
+  p:argument("names", "Experiments to run (default: all, at their tour sizes)."):args("*"):argname("NAME")
+  p:option("-o --out", "The page to write.", "report.html"):argname("FILE.html")
+  p:option("--from", "Read records from this file of JSON lines (vmlab run --json, vmlab tour --json) instead "
+    .. "of running."):count("*"):argname("FILE")
+  p:option("--title", "The page's title.", "vmlab lab report")
   return p
 end
 
@@ -39,17 +40,13 @@ local function read_records(path, into)
 end
 
 function M.main(argv)
-  local p = parser()
-  local ok, args = p:pparse(argv)
-  if not ok then
-    io.stderr:write("vmlab report: ", args, "\n", p:get_usage(), "\n")
-    return 2
-  end
+  local cli = require "vmlab.cli"
+  local args, code = cli.parse(M.parser(), argv)
+  if not args then return code end
   local records = {}
   if #args.from > 0 then
     if #args.names > 0 then
-      io.stderr:write("vmlab report: give experiment names or --from files, not both\n")
-      return 2
+      return cli.usage_error("vmlab report", "give experiment names or --from files, not both")
     end
     for _, path in ipairs(args.from) do
       local rok, err = read_records(path, records)
@@ -61,10 +58,9 @@ function M.main(argv)
   else
     local names = #args.names > 0 and args.names or experiments.names()
     for _, n in ipairs(names) do
-      local e, err = experiments.get(n)
-      if not e then
-        io.stderr:write("vmlab report: ", err, "\n")
-        return 2
+      if not experiments.get(n) then
+        return cli.usage_error("vmlab report", require("vmlab.cli.suggest").unknown("experiment", n,
+          experiments.names()))
       end
     end
     for _, n in ipairs(names) do

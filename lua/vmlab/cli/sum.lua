@@ -1,6 +1,6 @@
 --- `vmlab sum`: the lab's parent/child number summing over POSIX shared memory.
 --
---   vmlab sum [--out FILE] [--sync futex|poll|sem] < numbers.txt
+--   vmlab sum [--out FILE] [--sync futex|poll|sem] [--keep] < numbers.txt
 --
 -- One result line per input line on standard output, or in FILE with --out
 -- (created or replaced: the user named it): the sum, or "error: ..."
@@ -11,13 +11,13 @@
 -- 2 bad usage (also: a closed standard input, an output that cannot be
 -- opened); 128+n stopped by signal n (130 for SIGINT, 143 for SIGTERM)
 -- after both processes cleaned up.
-local argparse = require "argparse"
 local parent = require "vmlab.sum.parent"
 
 local M = { summary = "sum lines of numbers in a child over POSIX shared memory (lab section 8)" }
 
-local function parser()
-  local p = argparse("vmlab sum", "Sum each line of numbers from stdin in a child process (fork + exec) that "
+function M.parser()
+  local p = require("vmlab.cli").new("vmlab sum",
+    "Sum each line of numbers from stdin in a child process (fork + exec) that "
     .. "receives the input through a POSIX shared-memory object; one result line per input line.")
   p:epilog("From a terminal each line is handed over as it is typed and an empty line ends the input; from a "
     .. "pipe or file the input travels in batches and ends at end of file.\n"
@@ -30,31 +30,23 @@ local function parser()
   p:option("--slots", "Slots in the ring (futex, sem).", "16"):convert(math.tointeger)
   p:option("--slot-size", "Bytes per slot.", "65536"):convert(math.tointeger)
   p:flag("-q --quiet", "No end-of-run line on stderr.")
-  p:add_help(false)
-  p:flag("-h --help", "Show this help and exit.")
+  p:flag("-k --keep", "Leave the shared-memory object's name in /dev/shm (ls /dev/shm shows it) until the run "
+    .. "ends; it is unlinked on every way out (default: unlinked at once, the child gets it by descriptor).")
   return p
 end
 
 function M.main(argv)
-  local p = parser()
-  local ok, args = p:pparse(argv)
-  if not ok then
-    io.stderr:write(p:get_usage(), "\n\nvmlab sum: ", tostring(args), "\n")
-    return 2
-  end
-  if args.help then
-    io.stdout:write(p:get_help(), "\n")
-    return 0
-  end
+  local cli = require "vmlab.cli"
+  local args, code = cli.parse(M.parser(), argv)
+  if not args then return code end
   if not args.slots or args.slots < 1 or args.slots > 448 then
-    io.stderr:write("vmlab sum: --slots must be an integer 1..448\n")
-    return 2
+    return cli.usage_error("vmlab sum", "--slots must be an integer 1..448")
   end
   if not args.slot_size or args.slot_size < 1 or args.slot_size > (1 << 30) then
-    io.stderr:write("vmlab sum: --slot-size must be an integer 1..1073741824\n")
-    return 2
+    return cli.usage_error("vmlab sum", "--slot-size must be an integer 1..1073741824")
   end
-  local res = parent.run({ out = args.out, sync = args.sync, slots = args.slots, slot_size = args.slot_size })
+  local res = parent.run({ out = args.out, sync = args.sync, slots = args.slots, slot_size = args.slot_size,
+    keep = args.keep })
   if res.message then io.stderr:write("vmlab sum: ", res.message, "\n") end
   if not args.quiet then io.stderr:write("vmlab sum: ", parent.summary(res), "\n") end
   return res.code

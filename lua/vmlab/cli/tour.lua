@@ -9,36 +9,26 @@ local M = { summary = "every experiment at safe sizes with its report (make demo
 
 local now = require("vmlab").now
 
+function M.parser()
+  local p = require("vmlab.cli").new("vmlab tour", "Runs every experiment (or the named ones) at its tour sizes "
+    .. "(safe and quick) and prints each report, then one line: how many ran, were skipped and failed, and the "
+    .. "claims that did not hold.")
+  p:argument("names", "Experiments to run (default: all, in the lab's order)."):args("*"):argname("NAME")
+  p:flag("--json", "One JSON object per experiment and line instead of the reports.")
+  p:option("--report", "Also write the lab report as one web page."):argname("FILE.html")
+  return p
+end
+
 function M.main(argv)
-  local json, wanted, report_path = false, {}, nil
-  local i = 1
-  while argv[i] do
-    local a = argv[i]
-    if a == "--json" then json = true
-    elseif a == "--report" then
-      report_path = argv[i + 1]
-      if not report_path then
-        io.stderr:write("vmlab tour: --report needs a file name (FILE.html)\n")
-        return 2
-      end
-      i = i + 1
-    elseif a == "-h" or a == "--help" then
-      io.stdout:write("usage: vmlab tour [--json] [--report FILE.html] [NAME ...]\n",
-        "Runs every experiment (or the named ones) at its tour sizes and prints each report;\n",
-        "with --json one JSON object per line; --report also writes the lab report as one web page.\n")
-      return 0
-    elseif a:sub(1, 1) == "-" then
-      io.stderr:write("vmlab tour: unknown option '", a, "'\n")
-      return 2
-    else wanted[#wanted + 1] = a end
-    i = i + 1
-  end
+  local cli = require "vmlab.cli"
+  local args, code = cli.parse(M.parser(), argv)
+  if not args then return code end
+  local json, wanted, report_path = args.json, args.names, args.report
   local names = #wanted > 0 and wanted or experiments.names()
   for _, n in ipairs(wanted) do
-    local ok, e, err = pcall(experiments.get, n)
+    local ok, e = pcall(experiments.get, n)
     if ok and not e then
-      io.stderr:write("vmlab tour: ", err, "\n")
-      return 2
+      return cli.usage_error("vmlab tour", require("vmlab.cli.suggest").unknown("experiment", n, experiments.names()))
     end
   end
   local t0 = now()

@@ -12,12 +12,6 @@ local units = require "vmlab.units"
 
 local M = { summary = "watch another process's memory: vmlab watch PID [--interval 0.5] [--count N] [--json]" }
 
-local USAGE = "usage: vmlab watch PID [--interval SECONDS] [--count N] [--json]\n"
-  .. "  PID: the process to watch (see `pgrep NAME`, or the pid `vmlab memtest` prints)\n"
-  .. "  --interval S: seconds between samples (default 0.5; 250ms and 2s work too)\n"
-  .. "  --count N: stop after N samples (default: until the process exits or Ctrl-C)\n"
-  .. "  --json: one JSON object per sample and line, sizes in bytes, times in seconds\n"
-
 local function bytes(n) return n and units.bytes(n) or "-" end
 
 -- "0.5", "0.5s", "250ms" -> seconds, or nil
@@ -30,45 +24,44 @@ local function seconds(text)
   return n
 end
 
---- Parse the arguments: {pid=, interval=, count=, json=} or nil, message ("help" for --help).
+function M.parser()
+  local p = require("vmlab.cli").new("vmlab watch", "Watches another process's memory the way the lab does "
+    .. "with `watch ps` and /proc/PID/status: VmRSS and VmSize (/proc/PID/status), its minor and major page "
+    .. "faults (/proc/PID/stat) and its Rss, Pss and Anonymous memory (/proc/PID/smaps_rollup), one line per "
+    .. "sample, until it exits or Ctrl-C.")
+  p:argument("pid", "The process to watch (see `pgrep -f vmlab-memtest`, or the pid `vmlab memtest` prints).")
+    :argname("PID")
+  p:option("--interval", "Seconds between samples: 0.5, 2s or 250ms.", "0.5"):argname("SECONDS")
+  p:option("--count", "Stop after N samples (default: until the process exits)."):argname("N")
+  p:flag("--json", "One JSON object per sample and line, sizes in bytes, times in seconds.")
+  return p
+end
+
+--- Parse the arguments: {pid=, interval=, count=, json=} or nil and the
+-- message (bad usage) or nil, "help" (-h/--help was given).
 function M.parse(argv)
-  local o = { interval = 0.5, json = false }
-  local pos = {}
-  local i = 1
-  while i <= #argv do
-    local a = argv[i]
-    local key, val = a:match("^%-%-([%w-]+)=(.*)$")
-    key = key or a:match("^%-%-([%w-]+)$")
-    if a == "-h" or a == "--help" then
-      return nil, "help"
-    elseif key == "json" and not val then
-      o.json = true
-    elseif key == "interval" or key == "count" then
-      if not val then i = i + 1; val = argv[i] end
-      if key == "interval" then
-        local s = seconds(val)
-        if not s or s <= 0 or s > 86400 then
-          return nil, ("bad value '%s' for --interval (seconds above 0, such as 0.5 or 250ms)"):format(tostring(val))
-        end
-        o.interval = s
-      else
-        local n = math.tointeger(tonumber(val or ""))
-        if not n or n < 1 then
-          return nil, ("bad value '%s' for --count (a whole number, 1 or more)"):format(tostring(val))
-        end
-        o.count = n
-      end
-    elseif a:sub(1, 1) == "-" then
-      return nil, ("unknown option '%s'"):format(a)
-    else
-      pos[#pos + 1] = a
-    end
-    i = i + 1
+  for _, a in ipairs(argv) do
+    if a == "--" then break end
+    if a == "-h" or a == "--help" then return nil, "help" end
   end
-  if #pos ~= 1 then return nil, "expects one PID" end
-  local pid = pos[1]:match("^%d+$") and math.tointeger(tonumber(pos[1]))
+  local ok, args = M.parser():pparse(argv)
+  if not ok then return nil, args end
+  local o = { json = args.json }
+  local s = seconds(args.interval)
+  if not s or s <= 0 or s > 86400 then
+    return nil, ("bad value '%s' for --interval (seconds above 0, such as 0.5 or 250ms)"):format(args.interval)
+  end
+  o.interval = s
+  if args.count then
+    local n = math.tointeger(tonumber(args.count))
+    if not n or n < 1 then
+      return nil, ("bad value '%s' for --count (a whole number, 1 or more)"):format(args.count)
+    end
+    o.count = n
+  end
+  local pid = args.pid:match("^%d+$") and math.tointeger(tonumber(args.pid))
   if not pid or pid < 1 or pid > 0x3fffffff then
-    return nil, ("bad pid '%s' (a process id: a whole number above 0)"):format(pos[1])
+    return nil, ("bad pid '%s' (a process id: a whole number above 0)"):format(args.pid)
   end
   o.pid = pid
   return o
@@ -147,11 +140,10 @@ function M.main(argv, out, err)
   local o, msg = M.parse(argv)
   if not o then
     if msg == "help" then
-      out:write(USAGE)
+      out:write(M.parser():get_help(), "\n")
       return 0
     end
-    err:write("vmlab watch: ", msg, "\n", USAGE)
-    return 2
+    return require("vmlab.cli").usage_error("vmlab watch", msg, err)
   end
   return M.watch(o, out, err)
 end
