@@ -5,4 +5,5 @@
 -- vmlab.sum.child.
 local root = arg and arg[0] and arg[0]:match("^(.*)/vmlab/sum/[^/]*$")
 if root then package.path = root .. "/?.lua;" .. root .. "/?/init.lua;" .. package.path end
+pcall(function() require("vmlab").set_process_name("vmlab-sum-child") end) -- ps, pgrep, htop
 os.exit(require("vmlab.sum.child").main(arg), true)

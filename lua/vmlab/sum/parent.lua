@@ -282,7 +282,7 @@ function session(o, slots, res, log, interactive)
     local shm_file = assert(s:as_file())
     local child, spawn_err = vm.spawn({ o.lua or os.getenv("VMLAB_LUA") or "lua5.4", prog, name, o.out,
       tostring(vm.getpid()) }, { env = { LUA_PATH = package.path, LUA_CPATH = package.cpath },
-      stdin = shm_file, stdout = out_file, death_signal = "KILL" })
+      stdin = shm_file, stdout = out_file, death_signal = "KILL", argv0 = "vmlab-sum-child" })
     shm_file:close()
     if out_file then out_file:close() end
     if not child then error("cannot start the child: " .. tostring(spawn_err), 0) end
