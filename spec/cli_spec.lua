@@ -42,7 +42,8 @@ describe("vmlab run", function()
   it("with --json prints one JSON record: schema, experiment, params, system, result", function()
     local out, code = vmlab("run faults --size 512KiB --json")
     assert.equal(0, code, out)
-    assert.matches('^{"schema":1,"experiment":"faults","summary":"[^"]*","params":{"size":524288,"program":"/bin/true"},'
+    assert.matches('^{"schema":1,"experiment":"faults","summary":"[^"]*",'
+      .. '"params":{"size":524288,"program":"/bin/true"},'
       .. '"system":{"page_size":', out)
     local doc = cjson.decode(out)
     assert.equal(512 * 1024 // PAGE, doc.result.pages)

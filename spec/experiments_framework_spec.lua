@@ -99,8 +99,10 @@ describe("a report", function()
       { name = "size", unit = "bytes", help = "h" }, { name = "pages", unit = "count", help = "h" },
       { name = "seconds", unit = "seconds", help = "h" }, { name = "ns_per_page", unit = "ns", help = "h" },
       { name = "address", unit = "address", help = "h" }, { name = "limit", unit = "bytes", help = "h" },
-      { name = "read", unit = "object", help = "h", fields = { { name = "minor_faults", unit = "count", help = "h" } } },
-      { name = "write", unit = "object", help = "h", fields = { { name = "minor_faults", unit = "count", help = "h" } } },
+      { name = "read", unit = "object", help = "h",
+        fields = { { name = "minor_faults", unit = "count", help = "h" } } },
+      { name = "write", unit = "object", help = "h",
+        fields = { { name = "minor_faults", unit = "count", help = "h" } } },
       { name = "cases", unit = "table", help = "h", fields = {
         { name = "case", unit = "text", help = "h" }, { name = "signal", unit = "text", help = "h" } } },
       { name = "empty", unit = "list", of = "count", help = "h" },
@@ -198,7 +200,8 @@ describe("a report", function()
   it("is one JSON object with experiment, params, system and result", function()
     local text = report.json(record)
     assert.is_nil(text:find("\n"))
-    assert.matches('^{"experiment":"demo","summary":"a made%-up experiment","params":{"size":67108864},"system":{"page_size"',
+    assert.matches('^{"experiment":"demo","summary":"a made%-up experiment",'
+      .. '"params":{"size":67108864},"system":{"page_size"',
       text)
     local doc = cjson.decode(text)
     assert.equal("demo", doc.experiment)

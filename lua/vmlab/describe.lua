@@ -16,7 +16,8 @@ local M = {}
 --- The units a parameter may have.
 M.param_units = { "bytes", "pages", "count", "seconds", "text", "choice", "boolean" }
 --- The units a result field may have.
-M.field_units = { "bytes", "count", "integer", "seconds", "ns", "bytes_per_second", "percent", "ratio", "address", "text",
+M.field_units = { "bytes", "count", "integer", "seconds", "ns", "bytes_per_second", "percent", "ratio", "address",
+  "text",
   "boolean", "object", "table", "list", "map", "timeline" }
 
 local is_param_unit, is_field_unit = {}, {}

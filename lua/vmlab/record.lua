@@ -183,6 +183,189 @@ local function system_desc()
     members = { probes = probes } }
 end
 
+-- ---------------------------------------------------------------------------
+-- The record's JSON Schema (doc/record.schema.json is this, written out)
+
+local number_units = { bytes = true, count = true, seconds = true, ns = true, bytes_per_second = true,
+  percent = true, ratio = true }
+
+local function with_help(t, help, unit)
+  if help then t.description = unit and ("%s (%s)"):format(help, unit) or help end
+  return t
+end
+
+local field_schema
+
+local function object_schema(fields, closed)
+  local props, required = {}, {}
+  for _, f in ipairs(fields) do
+    props[f.name] = field_schema(f)
+    if not f.optional then required[#required + 1] = f.name end
+  end
+  local o = { type = "object", properties = props, additionalProperties = closed ~= false and false or nil }
+  if #required > 0 then o.required = required end
+  return o
+end
+
+-- The schema of a value described by f (a field description, or a unit name).
+field_schema = function(f)
+  if type(f) == "string" then f = { unit = f } end
+  local u = f.unit
+  local t
+  if number_units[u] then t = { type = "number" }
+  elseif u == "integer" or u == "address" then t = { type = "integer" }
+  elseif u == "text" then t = { type = "string" }
+  elseif u == "boolean" then t = { type = "boolean" }
+  elseif u == "object" then t = object_schema(f.fields)
+  elseif u == "table" then t = { type = "array", items = object_schema(f.fields) }
+  elseif u == "list" then t = { type = "array", items = field_schema(f.of) }
+  elseif u == "map" then t = { type = "object", additionalProperties = field_schema(f.of) }
+  elseif u == "timeline" then t = { type = "array", items = { ["$ref"] = "#/$defs/timeline_sample" } }
+  else t = {} end
+  local unit = (number_units[u] or u == "integer" or u == "address") and u or nil
+  return with_help(t, f.help, unit)
+end
+
+local function param_schema(p)
+  local item
+  if p.unit == "bytes" or p.unit == "pages" or p.unit == "count" then
+    item = { type = "integer", minimum = p.min, maximum = p.max }
+  elseif p.unit == "seconds" then item = { type = "number", minimum = p.min, maximum = p.max }
+  elseif p.unit == "boolean" then item = { type = "boolean" }
+  elseif p.unit == "choice" then item = { type = "string", enum = p.choices }
+  else item = { type = "string" } end
+  local t = p.list and { type = "array", items = item } or item
+  return with_help(t, p.help, p.unit)
+end
+
+--- The JSON Schema (draft 2020-12) of a `vmlab run` record, from every
+-- experiment's description: a Lua table (record.schema_json() writes it).
+function M.schema()
+  local experiments = require "vmlab.experiments"
+  local kernel = require "vmlab.kernel"
+  local names = experiments.names()
+  local defs = {
+    timeline_sample = { type = "object", description = "a sample of r:touch: after `bytes` touched, at `t` seconds",
+      required = M.timeline_keys, properties = {
+        bytes = { type = "number", description = "bytes touched so far" },
+        t = { type = "number", description = "seconds since the touch began" },
+        rss = { type = "number", description = "VmRSS (bytes)" },
+        virt = { type = "number", description = "VmSize (bytes)" },
+        minor_faults = { type = "number", description = "minor faults so far" },
+        major_faults = { type = "number", description = "major faults so far" },
+      }, additionalProperties = { type = "number" } },
+    claims = { type = "array", description = "the experiment's claims, each decided from this result",
+      items = { type = "object", required = { "id", "text", "holds", "expected" }, additionalProperties = false,
+        properties = {
+          id = { type = "string", description = "the claim's id (snake_case)" },
+          text = { type = "string", description = "the claim, a sentence" },
+          holds = { enum = { true, false, "skipped" }, description = "held, did not hold, or nothing decided it" },
+          expected = { type = "boolean", description = "the kernel probes say this machine can show it" },
+          evidence = { type = "string", description = "the measured numbers that decided it" },
+          why = { type = "string", description = "why it did not hold, or was skipped" },
+          timing = { type = "boolean", description = "it compares times (a busy machine can turn it)" },
+        } } },
+  }
+  local probes = { type = "object", description = "vmlab.kernel's probes of this machine (vmlab info)",
+    properties = { how = { type = "object", description = "how each probe was found",
+      additionalProperties = { type = "string" } } }, additionalProperties = false }
+  for _, f in ipairs(kernel.fields) do probes.properties[f] = { description = kernel.meaning[f] } end
+  defs.system = { type = "object", description = "the machine the run was on",
+    required = { "page_size", "thp", "kernel" }, additionalProperties = false, properties = {
+      page_size = { type = "integer", description = "bytes in a base page" },
+      thp = { type = "string", description = "transparent huge pages: always, madvise, never or unavailable" },
+      overcommit = { type = "integer", description = "vm.overcommit_memory: 0 heuristic, 1 always, 2 strict" },
+      kernel = { type = "string", description = "the kernel release" },
+      probes = probes,
+    } }
+  local cases = {}
+  for _, n in ipairs(names) do
+    local e = experiments.get(n)
+    local params = { type = "object", properties = {}, required = {}, additionalProperties = false }
+    for _, p in ipairs(e.params) do
+      params.properties[p.name] = param_schema(p)
+      params.required[#params.required + 1] = p.name
+    end
+    if #params.required == 0 then params.required = nil end
+    defs[n .. "_params"] = params
+    local result = object_schema(e.fields)
+    result.description = e.summary
+    result.properties.claims = { ["$ref"] = "#/$defs/claims" }
+    result.properties.skipped = { type = "string", description = "why this machine cannot show it" }
+    local required = result.required or {}
+    result.required = { "claims" }
+    if #required > 0 then -- a skipped result need not carry the others
+      result.anyOf = { { required = { "skipped" } }, { required = required } }
+    end
+    defs[n .. "_result"] = result
+    cases[#cases + 1] = { ["if"] = { properties = { experiment = { const = n } } },
+      ["then"] = { properties = { params = { ["$ref"] = "#/$defs/" .. n .. "_params" },
+        result = { ["$ref"] = "#/$defs/" .. n .. "_result" } } } }
+  end
+  return {
+    ["$schema"] = "https://json-schema.org/draft/2020-12/schema",
+    title = "vmlab run record",
+    description = "What `vmlab run NAME --json` prints (one line), built by vmlab.record from the experiment's "
+      .. "description. Sizes are bytes, times seconds unless a field's name ends in its unit (_ns, _percent, "
+      .. "bytes_per_second); keys come in a fixed order. Generated by vmlab.record.schema_json().",
+    type = "object",
+    required = M.record_keys,
+    additionalProperties = false,
+    properties = {
+      schema = { const = M.SCHEMA, description = "the version of this shape" },
+      experiment = { type = "string", enum = names, description = "the experiment's name" },
+      summary = { type = "string", description = "what it shows, one line" },
+      params = { type = "object", description = "its parameters, defaults laid under those given" },
+      system = { ["$ref"] = "#/$defs/system" },
+      result = { type = "object", required = { "claims" }, description = "what it measured, and its claims" },
+      seconds = { type = "number", description = "how long the run took" },
+    },
+    allOf = cases,
+    ["$defs"] = defs,
+  }
+end
+
+-- JSON text with two-space indentation and keys in a fixed order (schema files).
+local schema_order = { "$schema", "title", "description", "type", "const", "enum", "minimum", "maximum",
+  "required", "properties", "items", "additionalProperties", "anyOf", "allOf", "if", "then", "$ref", "$defs" }
+
+local function pretty(v, indent, out)
+  local t = type(v)
+  if t ~= "table" then encode(v, nil, out, 0); return end
+  local n = shape(v)
+  local inner = indent .. "  "
+  if n == 0 then out[#out + 1] = "{}"; return end
+  if #v == n then
+    local simple = true
+    for _, x in ipairs(v) do if type(x) == "table" then simple = false end end
+    if simple then encode(v, nil, out, 0); return end
+    out[#out + 1] = "[\n"
+    for i, x in ipairs(v) do
+      out[#out + 1] = inner
+      pretty(x, inner, out)
+      out[#out + 1] = i < #v and ",\n" or "\n"
+    end
+    out[#out + 1] = indent .. "]"
+    return
+  end
+  out[#out + 1] = "{\n"
+  local keys = keys_of(v, schema_order)
+  for i, k in ipairs(keys) do
+    out[#out + 1] = inner .. string_json(tostring(k)) .. ": "
+    pretty(v[k], inner, out)
+    out[#out + 1] = i < #keys and ",\n" or "\n"
+  end
+  out[#out + 1] = indent .. "}"
+end
+
+--- doc/record.schema.json's text: record.schema() as indented JSON.
+function M.schema_json()
+  local out = {}
+  pretty(M.schema(), "", out)
+  out[#out + 1] = "\n"
+  return table.concat(out)
+end
+
 --- The record as one JSON object (a string, no newline), keys in the fixed order.
 function M.json(rec)
   local e

@@ -16,12 +16,12 @@
 local report = {}
 
 local describe = require "vmlab.describe"
-local record = require "vmlab.record"
+local record_mod = require "vmlab.record"
 
 --- Give an empty table this metatable to have it written as {} in JSON.
-report.object_mt = record.object_mt
+report.object_mt = record_mod.object_mt
 --- ... or this one to have a table written as a JSON array.
-report.array_mt = record.array_mt
+report.array_mt = record_mod.array_mt
 
 --- The widest a table or a prose line of the text report gets (columns).
 report.WIDTH = 110
@@ -334,6 +334,7 @@ render_object = function(out, indent, t, fields)
     if #scalars > 0 then out[#out + 1] = "" end
     grid(out, indent, header, rows, left)
   end
+  if #notes > 0 and (#scalars > 0 or #records > 0) then out[#out + 1] = "" end
   for _, n in ipairs(notes) do add_wrapped(out, n[1] .. ": " .. n[2], indent, indent .. "    ") end
   for _, k in ipairs(others) do
     out[#out + 1] = ""
@@ -401,8 +402,12 @@ function report.text(record, e)
   local result = record.result or {}
   local out = {}
   local title = ("%s - %s"):format(record.experiment or e.name or "?", record.summary or e.summary or "")
-  out[#out + 1] = title
-  out[#out + 1] = ("="):rep(math.min(utf8.len(title) or #title, 78))
+  local width = 0
+  for _, l in ipairs(report.wrap(title, "", "  ")) do
+    out[#out + 1] = l
+    width = math.max(width, utf8.len(l) or #l)
+  end
+  out[#out + 1] = ("="):rep(math.min(width, 78))
   add_wrapped(out, "params: " .. params_line(record.params, e), "", "        ")
   local s = record.system
   if s then
@@ -474,12 +479,12 @@ end
 --- One value as JSON text (vmlab.record.encode: object keys by name); an
 -- empty table is {} when `object_if_empty`, else [].
 function report.encode(v, object_if_empty)
-  return record.encode(v, object_if_empty and { empty_object = true } or nil)
+  return record_mod.encode(v, object_if_empty and { empty_object = true } or nil)
 end
 
 --- The record as one JSON object (a string, no newline): vmlab.record.json.
 function report.json(rec)
-  return record.json(rec)
+  return record_mod.json(rec)
 end
 
 local json_codec

@@ -184,7 +184,7 @@ function M.main(argv)
     end
     return fail("the experiment's name comes first: vmlab run NAME [options]")
   end
-  local ok, e, err = pcall(experiments.get, name)
+  local ok, e = pcall(experiments.get, name)
   if not ok then
     io.stderr:write(PROG, ": ", tostring(e), "\n")
     return 1

@@ -59,7 +59,8 @@
 -- CLI and experiments.run both use it; a message names the option, e.g. "--size: ...").
 --
 -- Field units (field.unit) and how the report shows them:
---   bytes (1.5 MiB)  count (1,234)  integer (a number that counts nothing: a pid, an errno: 1234)  seconds and ns (best unit: 850 ns, 12.3 us, 4.56 ms, 1.23 s)
+--   bytes (1.5 MiB)  count (1,234)  integer (a number that counts nothing: a pid, an errno: 1234)
+--   seconds and ns (best unit: 850 ns, 12.3 us, 4.56 ms, 1.23 s)
 --   bytes_per_second (1.20 GiB/s)  percent (12.5 %)  ratio (0.125)  address (0x7f...)  text  boolean (yes/no)
 --   object (fields = nested fields)  table (a list of rows, fields = the columns, the first identifies the row)
 --   list (of = the unit of the items)  map (names -> `of`, a field description without name)

@@ -19,13 +19,14 @@ local M = {
   },
   text_omit = { "faults" }, -- explain() prints the faults per region (`vmlab run` leaves the table out)
   fields = {
-    { name = "regions", unit = "table", help = "the mappings that hold the program's pieces, heap, stack, vdso", fields = {
+    { name = "regions", unit = "table", help = "the mappings that hold the program's pieces, heap, stack, vdso",
+      fields = {
       { name = "name", unit = "text", help = "what the mapping holds" },
-      { name = "start", unit = "address", help = "its first address" },
+      { name = "start", unit = "address", optional = true, help = "its first address" },
       { name = "size", unit = "bytes", help = "its size" },
       { name = "rss", unit = "bytes", help = "its resident bytes (smaps Rss)" },
-      { name = "perms", unit = "text", help = "its permissions (rwxp)" },
-      { name = "holds", unit = "text", help = "the objects that live in it" },
+      { name = "perms", unit = "text", optional = true, help = "its permissions (rwxp)" },
+      { name = "holds", unit = "text", optional = true, help = "the objects that live in it" },
     } },
     { name = "addresses", unit = "map", of = { unit = "address" },
       help = "where each object lives: text (a function), static_data (a constant), global, bss, heap, stack" },

@@ -77,7 +77,8 @@ local M = {
       help = "accesses per timed walk (whole passes over the region)" },
     { name = "repeats", default = 3, unit = "count", min = 1, max = 100,
       help = "timed walks per case; the fastest counts" },
-    { name = "seed", default = 1, unit = "count", min = 0, max = (1 << 31) - 1, help = "seed of the random page order" },
+    { name = "seed", default = 1, unit = "count", min = 0, max = (1 << 31) - 1,
+      help = "seed of the random page order" },
   },
   validate = function(p)
     if p.stride % 8 ~= 0 then return "--stride: must be a multiple of 8 bytes (the chase reads 8-byte slots)" end
