@@ -6,9 +6,10 @@ local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 -- Run bin/vmlab with lua5.4 and this process's package.path/cpath (the build
 -- the specs were started with, plain or sanitized); stderr joins stdout
 -- unless stderr = false. Returns the output and the exit status.
-local function vmlab(args, stderr)
-  local cmd = ("LUA_PATH=%s LUA_CPATH=%s lua5.4 -e 'arg[0]=\"vmlab\"' %s %s %s < /dev/null"):format(
-    q(package.path), q(package.cpath), q(here .. "/bin/vmlab"), args, stderr == false and "2>/dev/null" or "2>&1")
+local function vmlab(args, stderr, env)
+  local cmd = ("%s LUA_PATH=%s LUA_CPATH=%s lua5.4 -e 'arg[0]=\"vmlab\"' %s %s %s < /dev/null"):format(
+    env or "", q(package.path), q(package.cpath), q(here .. "/bin/vmlab"), args,
+    stderr == false and "2>/dev/null" or "2>&1")
   local p = assert(io.popen(cmd))
   local out = p:read("a")
   local _, _, code = p:close()
@@ -104,7 +105,7 @@ describe("vmlab run NAME --plot FILE.svg", function()
       pending("there is no ipc experiment")
       return
     end
-    local out, code, svg = plot_run("run ipc --sizes 64 --methods pipe,unix-socket --budget 0.02")
+    local out, code, svg = plot_run("run ipc --sizes 64B --methods pipe,unix-socket --budget 0.02")
     assert.equal(0, code, out)
     local s = series(parse(assert(svg, "no chart: " .. out)))
     local bars = 0
@@ -114,11 +115,56 @@ describe("vmlab run NAME --plot FILE.svg", function()
     assert.is_true(bars >= 2, "expected a bar per method, found " .. bars)
   end)
 
-  it("says so and exits 1 when the experiment has nothing to draw, writing no file", function()
+  it("refuses an experiment without a chart with exit status 2 before running it, writing no file", function()
     local out, code, svg = plot_run("run page-table")
-    assert.equal(1, code, out)
-    assert.matches("no chart written: experiment 'page%-table' has no timeline and no chart of its own", out)
+    assert.equal(2, code, out)
+    assert.matches("^vmlab run: %-%-plot: experiment 'page%-table' has no chart: [^\n]+\n$", out)
     assert.is_nil(svg)
+  end)
+
+  it("writes a PNG when the name ends in .png (rsvg-convert renders it)", function()
+    if not require("vmlab.plot").png_renderer() then
+      pending("rsvg-convert is not installed (Debian: librsvg2-bin)")
+      return
+    end
+    local path = os.tmpname()
+    os.remove(path)
+    path = path .. ".png"
+    local out, code = vmlab("run read-write --size 4MiB --plot " .. q(path))
+    local f = io.open(path, "rb")
+    local png = f and f:read("a")
+    if f then f:close() end
+    os.remove(path)
+    assert.equal(0, code, out)
+    assert.is_string(png, "no PNG at " .. path)
+    assert.equal("\137PNG\r\n\26\n", png:sub(1, 8))
+    -- the canvas of the SVG: at least 560 pixels wide (IHDR width, big-endian)
+    assert.is_true(string.unpack(">I4", png, 17) >= 560)
+  end)
+
+  it("refuses .png without rsvg-convert, and any other name, with exit status 2 before running", function()
+    -- a PATH with lua5.4 and nothing else: no renderer
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. q(dir) .. " && ln -s \"$(command -v lua5.4)\" " .. q(dir .. "/lua5.4")))
+    local out, code = vmlab("run lazy --size 4MiB --plot /tmp/x-vmlab-never.png", nil, "PATH=" .. q(dir))
+    os.execute("rm -rf " .. q(dir))
+    assert.equal(2, code, out)
+    assert.matches("^vmlab run: %-%-plot: cannot write /tmp/x%-vmlab%-never%.png: a PNG needs rsvg%-convert[^\n]*\n$",
+      out)
+    assert.is_nil(io.open("/tmp/x-vmlab-never.png"))
+    out, code = vmlab("run lazy --size 4MiB --plot /tmp/x-vmlab-never.txt")
+    assert.equal(2, code, out)
+    assert.matches("^vmlab run: %-%-plot: cannot write /tmp/x%-vmlab%-never%.txt: a chart file ends in %.svg", out)
+  end)
+
+  it("draws cow as shared against private bytes over the child's writes", function()
+    if not has_lxp() then return end
+    local out, code, svg = plot_run("run cow")
+    assert.equal(0, code, out)
+    local s = series(parse(assert(svg, "no chart: " .. out)))
+    assert.is_table(s["shared with the parent"], "no shared series")
+    assert.is_table(s["private (the child's copies)"], "no private series")
   end)
 
   it("with --json prints only the JSON, and still writes the chart", function()

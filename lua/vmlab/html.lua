@@ -96,17 +96,11 @@ local function claims_list(out, claims)
   out[#out + 1] = "</ul>"
 end
 
--- The charts of one result: its own chart, and its timelines when they are another chart.
+-- The charts of one result: every chart its experiment describes that has something to draw.
 local function charts(name, result)
   local list = {}
-  local seen = {}
-  for _, prefer in ipairs { "bars", "timeline" } do
-    local ok, svg = pcall(plot.for_result, name, result, { prefer = prefer == "bars" and "bars" or nil })
-    if ok and svg and not seen[svg] then
-      seen[svg] = true
-      list[#list + 1] = (svg:gsub("^<%?xml[^>]*>%s*", ""))
-    end
-  end
+  local ok, svgs = pcall(plot.charts, name, result)
+  for _, svg in ipairs(ok and svgs or {}) do list[#list + 1] = (svg:gsub("^<%?xml[^>]*>%s*", "")) end
   return list
 end
 

@@ -326,4 +326,35 @@ function M.explain(r)
   return lines
 end
 
+-- Its chart (vmlab run allocators --plot FILE.svg|png, vmlab report): per allocator, how much of the small
+-- blocks' memory it keeps after frees and a purge, how much of a large block it returns, and its speed.
+M.charts = {
+  { kind = "bars", title = "what each allocator gives back to the kernel",
+    panels = function(r)
+      local kept, large, speed = {}, {}, {}
+      for _, step in ipairs { { "kept_after_9_of_10_percent", "9 of 10 freed" },
+        { "kept_after_all_percent", "all freed" },
+        { "kept_after_purge_percent", "after purge" } } do
+        local bars = {}
+        for _, a in ipairs(r.allocators or {}) do bars[#bars + 1] = { name = a.name, value = a[step[1]] } end
+        kept[#kept + 1] = { label = step[2], bars = bars }
+      end
+      for _, step in ipairs { { "large_returned_first_percent", "first free" },
+        { "large_returned_second_percent", "second free" } } do
+        local bars = {}
+        for _, a in ipairs(r.allocators or {}) do bars[#bars + 1] = { name = a.name, value = a[step[1]] } end
+        large[#large + 1] = { label = step[2], bars = bars }
+      end
+      for _, a in ipairs(r.allocators or {}) do
+        local ns = a.ns_per_block
+        speed[#speed + 1] = { label = a.name, bars = { { name = a.name, value = ns and ns * 1e-9 } } }
+      end
+      return {
+        { title = "small blocks' RSS still kept", unit = "percent", axis = "% of their RSS", groups = kept },
+        { title = "large block's RSS returned", unit = "percent", axis = "% of its RSS", groups = large },
+        { title = "time per small block", unit = "seconds", groups = speed },
+      }
+    end },
+}
+
 return M

@@ -264,4 +264,21 @@ function M.explain(res)
   return lines
 end
 
+-- Its chart (vmlab run calloc-realloc --plot FILE.svg|png, vmlab report): what calloc, reading, writing and
+-- realloc each add to RSS, and the faults and time of the write against the realloc.
+M.charts = {
+  { kind = "bars", title = "calloc maps zeroed memory lazily; realloc moves the pages without copying",
+    panels = function(r)
+      return {
+        { title = "RSS growth", unit = "bytes", axis = "RSS growth", groups = {
+          { label = "calloc", value = r.rss_growth_calloc }, { label = "read", value = r.rss_growth_read },
+          { label = "write", value = r.rss_growth_write }, { label = "realloc", value = r.rss_growth_realloc } } },
+        { title = "page faults", unit = "faults", groups = {
+          { label = "write", value = r.write_faults }, { label = "realloc", value = r.realloc_faults } } },
+        { title = "time", unit = "seconds", groups = {
+          { label = "write", value = r.write_seconds }, { label = "realloc", value = r.realloc_seconds } } },
+      }
+    end },
+}
+
 return M

@@ -259,4 +259,41 @@ function M.explain(r)
   return lines
 end
 
+-- Its charts (vmlab run cow --plot FILE.svg|png, vmlab report): the child's mapping, shared with the parent
+-- after fork, turning private page by page as the child writes (smaps, sampled between its writes); then
+-- smaps' shared and private bytes at each step.
+M.charts = {
+  { kind = "lines", title = "the child's copy-on-write: shared pages become private as it writes",
+    x = { label = "bytes the child has written", quantity = "bytes" },
+    left = { label = "the mapping in the child", quantity = "bytes" }, right = { label = "page faults so far" },
+    series = function(r)
+      local shared, private, faults = {}, {}, {}
+      for _, s in ipairs(r.timeline or {}) do
+        if s.shared and s.private then
+          shared[#shared + 1] = { s.bytes, s.shared }
+          private[#private + 1] = { s.bytes, s.private }
+        end
+        faults[#faults + 1] = { s.bytes, s.minor_faults or 0 }
+      end
+      return { { name = "shared with the parent", points = shared, color = "#1f77b4" },
+        { name = "private (the child's copies)", points = private, color = "#d62728" },
+        { name = "minor faults", points = faults, axis = "right", color = "#2ca02c", dash = "2 3" } }
+    end },
+  { kind = "bars", title = "smaps: shared and private bytes of the mapping",
+    panels = function(r)
+      local s = r.smaps or {}
+      local groups = {}
+      for _, step in ipairs { { "parent_before_fork", "parent before fork" },
+        { "child_after_fork", "child after fork" }, { "child_after_write", "child after writing" },
+        { "parent_after_child", "parent after the child" } } do
+        local m = s[step[1]]
+        if m then
+          groups[#groups + 1] = { label = step[2], bars = { { name = "shared", value = m.shared, color = "#1f77b4" },
+            { name = "private", value = m.private, color = "#d62728" } } }
+        end
+      end
+      return { { unit = "bytes", axis = "the mapping", stacked = true, groups = groups } }
+    end },
+}
+
 return M

@@ -136,4 +136,19 @@ function M.explain(r)
   return lines
 end
 
+-- Its chart (vmlab run faults --plot FILE.svg|png, vmlab report): the faults each counter saw against the pages
+-- written, and the second write that faults nothing.
+M.charts = {
+  { kind = "bars", title = "one page fault per page written, none the second time",
+    panels = function(r)
+      return { { title = "page faults", unit = "faults", groups = {
+        { label = "pages written", value = r.pages },
+        { label = "getrusage", value = r.rusage_faults },
+        { label = "perf counter", value = r.perf_faults },
+        { label = "second write", value = r.second_write_faults },
+        { label = "starting " .. tostring(r.startup_program or "a program"):match("[^/]*$"),
+          value = r.startup_faults } } } }
+    end },
+}
+
 return M

@@ -256,4 +256,25 @@ function M.explain(res)
   }
 end
 
+-- Its chart (vmlab run file-mmap --plot FILE.svg|png, vmlab report): faults and time reading a file's pages
+-- with and without readahead, and dirty pages before and after msync.
+M.charts = {
+  { kind = "bars", title = "a mapped file: page faults, time and dirty pages",
+    panels = function(r)
+      return {
+        { title = "page faults reading it", unit = "faults", groups = {
+          { label = "page by page", bars = { { name = "major", value = r.major_faults, color = "#d62728" },
+            { name = "minor", value = r.minor_faults, color = "#2ca02c" } } },
+          { label = "with readahead", bars = { { name = "major", value = r.major_faults_readahead },
+            { name = "minor", value = r.minor_faults_readahead } } } } },
+        { title = "time reading it", unit = "seconds", groups = {
+          { label = "page by page", value = r.read_seconds },
+          { label = "with readahead", value = r.readahead_seconds } } },
+        { title = "dirty pages", unit = "bytes", axis = "Dirty", groups = {
+          { label = "before msync", value = r.dirty_before_sync },
+          { label = "after msync", value = r.dirty_after_sync } } },
+      }
+    end },
+}
+
 return M

@@ -279,4 +279,35 @@ function M.explain(r)
   return lines
 end
 
+-- Its chart (vmlab run ipc --plot FILE.svg|png, vmlab report): round-trip time per method, grouped by message
+-- size, one panel per placement (log scale: the methods differ by orders of magnitude).
+M.charts = {
+  { kind = "bars", title = "round-trip time per method, by message size (log scale)", same_scale = true,
+    panels = function(r)
+      local units_of = require "vmlab.units"
+      local placements, sizes, by = {}, {}, {}
+      for _, m in ipairs(r.methods or {}) do
+        local pl, sz = m.placement or "any", m.message_bytes or 0
+        if not by[pl] then by[pl] = {}; placements[#placements + 1] = pl end
+        if not by[pl][sz] then
+          by[pl][sz] = {}
+          local seen = false
+          for _, s in ipairs(sizes) do if s == sz then seen = true end end
+          if not seen then sizes[#sizes + 1] = sz end
+        end
+        table.insert(by[pl][sz], { name = m.method, value = m.round_trip_ns and m.round_trip_ns * 1e-9 })
+      end
+      table.sort(sizes)
+      local panels = {}
+      for _, pl in ipairs(placements) do
+        local groups = {}
+        for _, sz in ipairs(sizes) do
+          if by[pl][sz] then groups[#groups + 1] = { label = units_of.bytes(sz) .. " messages", bars = by[pl][sz] } end
+        end
+        panels[#panels + 1] = { title = pl, unit = "seconds", axis = "round trip", log = true, groups = groups }
+      end
+      return panels
+    end },
+}
+
 return M

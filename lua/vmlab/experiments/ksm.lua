@@ -445,4 +445,23 @@ function M.explain(r)
   return lines
 end
 
+-- Its chart (vmlab run ksm --plot FILE.svg|png, vmlab report): the pages' RSS and PSS, and the frames behind
+-- them, before KSM merged them, after, and after a write to one.
+M.charts = {
+  { kind = "bars", title = "KSM merges identical pages into one frame",
+    panels = function(r)
+      local mem, frames = {}, {}
+      for _, step in ipairs { { "before", "before" }, { "merged", "merged" }, { "after_write", "after a write" } } do
+        local s = r[step[1]]
+        if type(s) == "table" then
+          mem[#mem + 1] = { label = step[2], bars = { { name = "RSS", value = s.rss },
+            { name = "PSS", value = s.pss } } }
+          frames[#frames + 1] = { label = step[2], value = s.distinct_frames }
+        end
+      end
+      return { { title = "memory of the pages", unit = "bytes", groups = mem },
+        { title = "distinct frames behind them", unit = "frames", groups = frames } }
+    end },
+}
+
 return M

@@ -167,4 +167,13 @@ function M.explain(r)
   }
 end
 
+-- Its chart (vmlab run lazy --plot FILE.svg|png, vmlab report): RSS climbs page by page as the memory is first
+-- touched, while VIRT holds the whole allocation from the start.
+M.charts = {
+  { kind = "timeline", title = function(r)
+      return ("RSS grows only as the memory is first %s; VIRT holds it all from the start"):format(
+        r.mode == "read" and "read" or "written")
+    end },
+}
+
 return M

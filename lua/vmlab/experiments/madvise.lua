@@ -391,4 +391,18 @@ function M.explain(res)
   return lines
 end
 
+-- Its charts (vmlab run madvise --plot FILE.svg|png, vmlab report): RSS after each step, then the first write
+-- as a timeline.
+M.charts = {
+  { kind = "hbars", title = "RSS after each step", unit = "bytes", axis = "RSS",
+    rows = function(r)
+      local rows = {}
+      for i, s in ipairs(r.steps or {}) do
+        rows[#rows + 1] = { label = ("%d. %s"):format(i, tostring(s.step)), value = s.rss }
+      end
+      return rows
+    end },
+  { kind = "timeline", title = "RSS and faults while every page is first written" },
+}
+
 return M

@@ -305,4 +305,20 @@ function M.explain(res)
   return lines
 end
 
+-- Its chart (vmlab run mlock --plot FILE.svg|png, vmlab report): VmLck and the resident pages around mlock.
+M.charts = {
+  { kind = "bars", title = "mlock makes every page resident and locked; munlock unlocks",
+    panels = function(r)
+      return {
+        { title = "VmLck", unit = "bytes", axis = "VmLck", groups = {
+          { label = "before", value = r.vmlck_before }, { label = "after mlock", value = r.vmlck_after_lock },
+          { label = "after munlock", value = r.vmlck_after_unlock } } },
+        { title = "resident pages (mincore)", unit = "pages", groups = {
+          { label = "before", value = r.resident_before }, { label = "after mlock", value = r.resident_after_lock } } },
+        { title = "faults touching it after mlock", unit = "faults", groups = {
+          { label = "pages", value = r.pages }, { label = "faults", value = r.touch_faults_after_lock } } },
+      }
+    end },
+}
+
 return M

@@ -275,4 +275,27 @@ function M.explain(r)
   return lines
 end
 
+-- Its chart (vmlab run oom --plot FILE.svg|png, vmlab report): the child's RSS over time up to the OOM kill,
+-- with its memory cgroup's limit as a line.
+M.charts = {
+  { kind = "lines", title = "the child's RSS until the OOM killer ends it",
+    x = { label = "time", quantity = "seconds" }, left = { label = "memory", quantity = "bytes" },
+    series = function(r)
+      local rss, written, last = {}, {}, 0
+      for _, s in ipairs(r.timeline or {}) do
+        rss[#rss + 1] = { s.seconds, s.rss }
+        written[#written + 1] = { s.seconds, s.bytes }
+        last = math.max(last, s.seconds or 0)
+      end
+      local series = { { name = "RSS of the child", points = rss, color = "#1f77b4" },
+        { name = "bytes written", points = written, color = "#2ca02c", dash = "4 3" } }
+      local limit = type(r.cgroup) == "table" and r.cgroup.limit
+      if limit and #rss > 0 then
+        series[#series + 1] = { name = "memory cgroup limit", points = { { 0, limit }, { last, limit } },
+          color = "#d62728", dash = "8 4" }
+      end
+      return series
+    end },
+}
+
 return M

@@ -241,4 +241,29 @@ function M.explain(r)
   return lines
 end
 
+-- Its chart (vmlab run overcommit --plot FILE.svg|png, vmlab report): each request against the machine's
+-- memory and commit limit, and what a granted one was charged and used (log scale: gigabytes to kilobytes).
+M.charts = {
+  { kind = "hbars", title = "requests against the machine's memory and commit limit (log scale)", unit = "bytes",
+    log = true, axis = "bytes",
+    rows = function(r)
+      local units_of = require "vmlab.units"
+      local rows = {
+        { label = "RAM (MemTotal)", value = r.mem_total, key = "the machine" },
+        { label = "CommitLimit", value = r.commit_limit, key = "the machine" },
+        { label = "Committed_AS before", value = r.committed_as, key = "the machine" },
+      }
+      for _, a in ipairs(r.attempts or {}) do
+        local what = ("%s(%s)"):format(a.call, units_of.bytes(a.size or 0))
+        rows[#rows + 1] = { label = what .. (a.ok and " granted" or " refused"), value = a.size,
+          key = a.ok and "asked and granted" or "asked and refused" }
+        if a.ok then
+          rows[#rows + 1] = { label = what .. ": Committed_AS +", value = a.committed_growth, key = "charged" }
+          rows[#rows + 1] = { label = what .. ": RSS +", value = a.rss_growth, key = "used (RSS)" }
+        end
+      end
+      return rows
+    end },
+}
+
 return M

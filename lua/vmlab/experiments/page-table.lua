@@ -307,4 +307,7 @@ function M.explain(res)
 end
 
 M.split, M.join = split, join
+-- No chart: the result is addresses split into page-table indices; the report's table says it all.
+M.charts = { none = "its result is addresses split into page-table indices, which the report's table shows" }
+
 return M

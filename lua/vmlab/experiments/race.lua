@@ -200,4 +200,27 @@ function M.explain(r)
   }
 end
 
+-- Its chart (vmlab run race --plot FILE.svg|png, vmlab report): updates lost by a plain counter++ against an
+-- atomic add and a semaphore, and what each costs per update.
+M.charts = {
+  { kind = "bars", title = "a plain counter++ loses updates; atomics and a semaphore do not",
+    panels = function(r)
+      local function per(sec, n) return sec and n and n > 0 and sec / n or nil end
+      return {
+        { title = "updates lost", unit = "updates", groups = {
+          { label = "plain", value = r.lost },
+          { label = "atomic", value = r.expected and r.atomic and r.expected - r.atomic },
+          { label = "semaphore", value = r.expected and r.semaphore and r.expected - r.semaphore } } },
+        { title = "updates counted", unit = "percent", axis = "% of the updates made", groups = {
+          { label = "plain", value = r.plain_expected and r.plain and 100 * r.plain / r.plain_expected },
+          { label = "atomic", value = r.expected and r.atomic and 100 * r.atomic / r.expected },
+          { label = "semaphore", value = r.expected and r.semaphore and 100 * r.semaphore / r.expected } } },
+        { title = "time per update", unit = "seconds", groups = {
+          { label = "plain", value = per(r.plain_seconds, r.plain_expected) },
+          { label = "atomic", value = per(r.atomic_seconds, r.expected) },
+          { label = "semaphore", value = per(r.semaphore_seconds, r.expected) } } },
+      }
+    end },
+}
+
 return M

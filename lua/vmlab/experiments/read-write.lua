@@ -172,4 +172,32 @@ function M.explain(r)
   }
 end
 
+-- Its charts (vmlab run read-write --plot FILE.svg|png, vmlab report): read against write in time, faults and
+-- RSS; then both touches as timelines.
+M.charts = {
+  { kind = "bars", title = "a first read against a first write",
+    panels = function(r)
+      local rd, wr = r.read or {}, r.write or {}
+      return {
+        { title = "time per page", unit = "seconds", groups = {
+          { label = "read", value = rd.ns_per_page and rd.ns_per_page * 1e-9 },
+          { label = "write", value = wr.ns_per_page and wr.ns_per_page * 1e-9 } } },
+        { title = "page faults", unit = "faults", groups = {
+          { label = "read", value = rd.minor_faults }, { label = "write", value = wr.minor_faults },
+          { label = "write after read", value = r.write_after_read_faults } } },
+        { title = "RSS growth", unit = "bytes", axis = "RSS growth", groups = {
+          { label = "read", value = rd.rss_growth }, { label = "write", value = wr.rss_growth },
+          { label = "write after read", value = r.write_after_read_rss_growth } } },
+      }
+    end },
+  { kind = "timeline", title = "RSS and faults while reading, then writing",
+    timeline = function(r)
+      local runs = {}
+      for _, k in ipairs { "read", "write" } do
+        if type(r[k]) == "table" and r[k].timeline then runs[#runs + 1] = { name = k, timeline = r[k].timeline } end
+      end
+      return runs
+    end },
+}
+
 return M

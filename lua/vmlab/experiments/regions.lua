@@ -235,4 +235,38 @@ function M.explain(r)
   return lines
 end
 
+-- Its charts (vmlab run regions --plot FILE.svg|png, vmlab report): the process's mappings by size, coloured by
+-- what they allow; with --faults, the page faults per kind of region.
+local function region_kind(perms)
+  perms = tostring(perms or "")
+  if perms:sub(3, 3) == "x" then return "code (r-x)" end
+  if perms:sub(2, 2) == "w" then return "data (rw-)" end
+  if perms:sub(1, 1) == "r" then return "read-only (r--)" end
+  return "other"
+end
+M.charts = {
+  { kind = "hbars", title = "the mappings of this process, by size (log scale)", unit = "bytes", log = true,
+    axis = "size",
+    rows = function(r)
+      local rows = {}
+      for _, g in ipairs(r.regions or {}) do
+        rows[#rows + 1] = { label = g.name, value = g.size, key = region_kind(g.perms) }
+      end
+      return rows
+    end },
+  { kind = "bars", title = "page faults per kind of region",
+    panels = function(r)
+      local f = r.faults
+      if type(f) ~= "table" or type(f.by_kind) ~= "table" then return {} end
+      local groups = {}
+      for _, k in ipairs { "heap", "stack", "anonymous", "file", "shared", "other", "unmapped" } do
+        local n = f.by_kind[k]
+        if type(n) == "number" and (n > 0 or k ~= "other" and k ~= "unmapped") then
+          groups[#groups + 1] = { label = k, value = n }
+        end
+      end
+      return { { unit = "faults", groups = groups } }
+    end },
+}
+
 return M

@@ -262,4 +262,7 @@ function M.explain(r)
   return lines
 end
 
+-- No chart: the result is signals and si_codes per case, not quantities; the report's table says it all.
+M.charts = { none = "its result is a signal and a code per case, which the report's table shows" }
+
 return M

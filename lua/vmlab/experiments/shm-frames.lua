@@ -182,4 +182,17 @@ function M.explain(r)
   return lines
 end
 
+-- Its chart (vmlab run shm-frames --plot FILE.svg|png, vmlab report): the pages of the shared object, how many
+-- each process counts as shared, and how many lie on the same frame in both.
+M.charts = {
+  { kind = "bars", title = "two processes map the same frames of one shared object",
+    panels = function(r)
+      return { { unit = "pages", groups = {
+        { label = "pages of the object", value = r.pages },
+        { label = "shared in the parent", value = r.parent_shared_pages },
+        { label = "file pages in the child", value = r.child_file_pages },
+        { label = "on the same frame", value = r.frames_equal } } } }
+    end },
+}
+
 return M

@@ -136,4 +136,25 @@ function M.explain(r)
   }
 end
 
+-- Its chart (vmlab run stack-guard --plot FILE.svg|png, vmlab report): the stack the recursion reached before
+-- SIGSEGV against RLIMIT_STACK, at the limit and at half of it.
+M.charts = {
+  { kind = "bars", title = "the stack grows up to RLIMIT_STACK, then SIGSEGV",
+    panels = function(r)
+      local units_of = require "vmlab.units"
+      local groups = {}
+      if r.stack_limit then
+        groups[#groups + 1] = { label = "limit " .. units_of.bytes(r.stack_limit), bars = {
+          { name = "RLIMIT_STACK", value = r.stack_limit, color = "#7f7f7f" },
+          { name = "stack used before the signal", value = r.stack_used, color = "#d62728" } } }
+      end
+      if r.half_limit and r.half_limit_depth and r.frame_size then
+        groups[#groups + 1] = { label = "limit " .. units_of.bytes(r.half_limit), bars = {
+          { name = "RLIMIT_STACK", value = r.half_limit, color = "#7f7f7f" },
+          { name = "stack used before the signal", value = r.half_limit_depth * r.frame_size, color = "#d62728" } } }
+      end
+      return { { unit = "bytes", axis = "stack", groups = groups } }
+    end },
+}
+
 return M

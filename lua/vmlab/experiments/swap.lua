@@ -573,4 +573,34 @@ function M.explain(r)
   return lines
 end
 
+-- Its chart (vmlab run swap --plot FILE.svg|png, vmlab report): the region's pages in memory and in swap after
+-- each step, and the time per page of the first touch against the swap-in.
+M.charts = {
+  { kind = "bars", title = "MADV_PAGEOUT: the pages in memory and in swap",
+    panels = function(r)
+      local groups = {}
+      if r.pages and r.first_touch then
+        groups[1] = { label = "written", bars = { { name = "in memory", value = r.pages, color = "#1f77b4" },
+          { name = "in swap", value = 0, color = "#ff7f0e" } } }
+      end
+      for _, step in ipairs { { "pageout", "paged out" }, { "pageout_again", "paged out again" },
+        { "swap_in", "touched again" } } do
+        local s = r[step[1]]
+        if type(s) == "table" and s.resident then
+          groups[#groups + 1] = { label = step[2], bars = { { name = "in memory", value = s.resident },
+            { name = "in swap", value = s.swapped or 0 } } }
+        end
+      end
+      local times = {}
+      for _, step in ipairs { { "first_touch", "first touch" }, { "swap_in", "swap-in" } } do
+        local s = r[step[1]]
+        if type(s) == "table" and s.ns_per_page then
+          times[#times + 1] = { label = step[2], value = s.ns_per_page * 1e-9 }
+        end
+      end
+      return { { title = "pages", unit = "pages", stacked = true, groups = groups },
+        { title = "time per page", unit = "seconds", groups = times } }
+    end },
+}
+
 return M

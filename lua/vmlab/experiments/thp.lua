@@ -222,4 +222,22 @@ function M.explain(res)
   return lines
 end
 
+-- Its charts (vmlab run thp --plot FILE.svg|png, vmlab report): huge pages against base pages in faults,
+-- AnonHugePages and time; then the huge-page touch as a timeline.
+M.charts = {
+  { kind = "bars", title = "transparent huge pages against base pages",
+    panels = function(r)
+      local small = ("%s pages"):format(require("vmlab.units").bytes(r.page_size or require("vmlab").page_size))
+      return {
+        { title = "page faults", unit = "faults", groups = {
+          { label = "huge pages", value = r.faults_huge }, { label = small, value = r.faults_small } } },
+        { title = "AnonHugePages", unit = "bytes", axis = "AnonHugePages", groups = {
+          { label = "huge pages", value = r.anon_huge_bytes }, { label = small, value = r.anon_huge_bytes_small } } },
+        { title = "touch time", unit = "seconds", groups = {
+          { label = "huge pages", value = r.huge_seconds }, { label = small, value = r.small_seconds } } },
+      }
+    end },
+  { kind = "timeline", title = "RSS and faults while touching with huge pages" },
+}
+
 return M

@@ -266,4 +266,23 @@ end
 
 M.size_name = size_name
 
+-- Its chart (vmlab run tlb --plot FILE.svg|png, vmlab report): time per access in each order, with base pages
+-- and with huge pages.
+M.charts = {
+  { kind = "bars", title = "time per access: base pages against huge pages",
+    panels = function(r)
+      local units_of = require "vmlab.units"
+      local small = ("%s pages"):format(units_of.bytes(r.page_size or 0))
+      local huge = ("%s huge pages"):format(units_of.bytes(r.huge_page_size or 0))
+      local groups = {}
+      for _, o in ipairs { { "sequential", "in page order" }, { "random", "random page order" },
+        { "chase", "pointer chase" } } do
+        local s, h = r["small_" .. o[1] .. "_ns"], r["huge_" .. o[1] .. "_ns"]
+        groups[#groups + 1] = { label = o[2], bars = { { name = small, value = s and s * 1e-9 },
+          { name = huge, value = h and h * 1e-9 } } }
+      end
+      return { { unit = "seconds", axis = "time per access", groups = groups } }
+    end },
+}
+
 return M
