@@ -110,6 +110,11 @@ describe("vmlab sum --keep", function()
     local prefix = "vmlab-sum-" .. pid .. "-"
     assert.is_true(eventually(function() return #shm_names(prefix) == 1 end), "never in /dev/shm")
     vm.kill(pid, "INT")
+    -- its end comes from the signal, not from the end of its input: wait for it before closing the pipe
+    eventually(function()
+      local st = vm.proc.stat(pid)
+      return not st or st.state == "Z"
+    end)
     local _, _, code = p:close()
     assert.equal(130, code)
     assert.same({}, shm_names(prefix))
