@@ -20,6 +20,7 @@ describe("safety: regions", function()
       local junk = {}
       for i = 1, 64 do junk[i] = ("%0" .. #path .. "d"):format(i) end -- same size: reuses freed memory
       if k == "file" then return (path .. "/"):sub(1, -2) end
+      if k == "junk" then return junk end
       return nil
     end })
     local ok, r, err = pcall(vm.mmap, nil, opts)

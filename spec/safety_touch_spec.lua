@@ -56,7 +56,7 @@ describe("safety: touch", function()
     assert.matches("writable", err)
   end)
 
-  it("a touch hook cannot close the region being walked: close raises 'in use by touch' and the walk finishes", function()
+  it("a touch hook cannot close the region being walked: close raises 'in use by touch'; the walk finishes", function()
     local result, status = in_child(function()
       local r = assert(vm.mmap(160 * MiB, { noreserve = true }))
       local refused = {}
