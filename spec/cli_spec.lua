@@ -71,14 +71,14 @@ describe("vmlab run", function()
 
   it("a size needs its unit; every bad value is one line naming the option, exit 2, before any work", function()
     local cases = {
-      { "lazy --size 0", "^vmlab run: %-%-size: 0 B is below the minimum [^\n]+\n$" },
+      { "lazy --size 0", "^vmlab run: %-%-size: 0 is below the minimum [^\n]+\n$" },
       { "lazy --size -5", "^vmlab run: %-%-size: '%-5' is negative[^\n]*\n$" },
       { "lazy --size 64", "^vmlab run: %-%-size: '64' needs a unit %(bytes: 64B; or 64KiB, 64MiB, 64GiB%)\n$" },
       { "lazy --size 12XB", "^vmlab run: %-%-size: '12XB': unknown unit 'XB'[^\n]*\n$" },
       { "tlb --stride 4096", "^vmlab run: %-%-stride: '4096' needs a unit[^\n]*\n$" },
       { "tlb --stride 4100B", "^vmlab run: %-%-stride: must be a multiple of 8[^\n]*\n$" },
       { "stack-guard --frame-size 8", "^vmlab run: %-%-frame%-size: '8' needs a unit[^\n]*\n$" },
-      { "stack-guard --frame-size 8B", "^vmlab run: %-%-frame%-size: 8 B is below the minimum 16 B\n$" },
+      { "stack-guard --frame-size 8B", "^vmlab run: %-%-frame%-size: 8B is below the minimum 16B\n$" },
       { "lazy --mode sideways", "^vmlab run: %-%-mode: 'sideways' is not one of: write, read\n$" },
       { "ipc --sizes 64", "^vmlab run: %-%-sizes: '64' needs a unit[^\n]*\n$" },
       { "ipc --methods pipe,telepathy", "^vmlab run: %-%-methods: 'telepathy' is not one of: [^\n]+\n$" },

@@ -62,6 +62,6 @@ describe("the allocators experiment", function()
 
   it("refuses an allocator it does not know, before starting anything", function()
     assert.has_error(function() experiments.run("allocators", { allocators = "glibc,nosuch" }) end,
-      "allocators: unknown allocator 'nosuch' (glibc, jemalloc, mimalloc, tcmalloc)")
+      "experiment 'allocators': parameter 'allocators': must be one of glibc, jemalloc, mimalloc, tcmalloc, got nosuch")
   end)
 end)

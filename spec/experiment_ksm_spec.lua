@@ -131,10 +131,10 @@ describe("the ksm experiment", function()
     end)
 
   it("refuses bad params with a clear message", function()
-    assert.has_error(function() experiments.run("ksm", { pages = 1 }) end,
-      "ksm: pages must be an integer from 2 to 1048576")
-    assert.has_error(function() experiments.run("ksm", { timeout = 0 }) end,
-      "ksm: timeout must be a number of seconds above 0 (at most 600)")
+    assert.error_matches(function() experiments.run("ksm", { pages = 1 }) end,
+      "experiment 'ksm': parameter 'pages': 1 is below the minimum 2")
+    assert.error_matches(function() experiments.run("ksm", { timeout = 0 }) end,
+      "experiment 'ksm': parameter 'timeout': 0 s is below the minimum 10%.0 ms")
   end)
 
   it("decides its claims from the numbers it is given", function()

@@ -183,9 +183,10 @@ describe("the swap experiment", function()
   end)
 
   it("refuses bad params with a clear message", function()
-    assert.has_error(function() experiments.run("swap", { size = 0 }) end, "swap: size must be at least one page")
-    assert.has_error(function() experiments.run("swap", { size = 4 * MiB, swapfile = 1000 }) end,
-      "swap: swapfile must be 0 (none) or at least 1 MiB")
+    assert.error_matches(function() experiments.run("swap", { size = 0 }) end,
+      "experiment 'swap': parameter 'size': 0 is below the minimum")
+    assert.error_matches(function() experiments.run("swap", { size = 4 * MiB, swapfile = 1000 }) end,
+      "experiment 'swap': %-%-swapfile must be 0 %(none%) or at least 1%.0 MiB")
   end)
 
   it("decides its claims from the numbers it is given", function()

@@ -42,7 +42,7 @@ describe("the tlb experiment", function()
     assert.equal(vm.page_size, res.page_size)
     assert.equal(kernel().huge_page_size, res.huge_page_size)
     assert.error_matches(function() experiments.run("tlb", { size = SIZE, stride = vm.page_size - 1 }) end,
-      "stride must be at least a page")
+      "parameter 'stride': " .. (vm.page_size - 1) .. "B is below the minimum")
   end)
 
   it("times base pages in page order, random order and a chase, in ns per access", function()

@@ -321,7 +321,7 @@ describe("one description per experiment", function()
     assert.is_nil(v)
     assert.equal("--frame-size: '8' needs a unit (bytes: 8B; or 8KiB, 8MiB, 8GiB)", err)
     assert.matches("^%-%-frame%-size: '%-5' is negative", select(2, describe_.parse(size, "-5")))
-    assert.matches("^%-%-frame%-size: 8 B is below the minimum 16 B", describe_.check(size, 8))
+    assert.matches("^%-%-frame%-size: 8B is below the minimum 16B", describe_.check(size, 8))
     local secs = { name = "budget", unit = "seconds" }
     assert.equal(0.5, describe_.parse(secs, "500ms"))
     assert.equal(2, describe_.parse(secs, "2"))
@@ -334,7 +334,7 @@ describe("one description per experiment", function()
 
   it("experiments.run checks every value before running, naming the parameter", function()
     assert.error_matches(function() experiments.run("lazy", { size = 0 }) end,
-      "experiment 'lazy': parameter 'size': 0 B is below the minimum")
+      "experiment 'lazy': parameter 'size': 0 is below the minimum")
     assert.error_matches(function() experiments.run("lazy", { mode = "rw" }) end,
       "experiment 'lazy': parameter 'mode': must be one of write, read, got rw")
     assert.error_matches(function() experiments.run("tlb", { stride = 4100 }) end,

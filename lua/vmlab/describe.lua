@@ -144,11 +144,13 @@ local function check_one(p, v)
     if type(v) ~= "string" then return ("must be text, got %s"):format(type(v)) end
     return nil
   end
+  -- exact, as the command line writes them (4095B, 4KiB), except times
+  local function say(x) return u == "seconds" and M.show(u, x) or M.word({ unit = u }, x) end
   if p.min and v < p.min then
-    return ("%s is below the minimum %s"):format(M.show(u, v), M.show(u, p.min))
+    return ("%s is below the minimum %s"):format(say(v), say(p.min))
   end
   if p.max and v > p.max then
-    return ("%s is above the maximum %s"):format(M.show(u, v), M.show(u, p.max))
+    return ("%s is above the maximum %s"):format(say(v), say(p.max))
   end
   return nil
 end

@@ -71,7 +71,7 @@ local M = {
   params = {
     { name = "size", default = math.max(512 * MiB, 2 * HUGE), unit = "bytes", min = PAGE, max = 1 << 40,
       help = "the region walked (far beyond what the TLB covers with base pages; two huge pages at least)" },
-    { name = "stride", default = PAGE + CACHE_LINE, unit = "bytes", min = 8, max = 1 << 30,
+    { name = "stride", default = PAGE + CACHE_LINE, unit = "bytes", min = PAGE, max = 1 << 30,
       help = "bytes between accesses, a multiple of 8 (a page and a cache line: a new page and line each time)" },
     { name = "accesses", default = 2000000, unit = "count", min = 1, max = 1 << 34,
       help = "accesses per timed walk (whole passes over the region)" },
