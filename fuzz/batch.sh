@@ -59,7 +59,8 @@ if [ -n "$left" ]; then
 fi
 stats=$(grep '^fuzz-batch' "$tmp/out" | sed 's/^fuzz-batch //')
 if [ -z "$stats" ]; then
-  stats="calls=$(grep -c ' call ' "$log" 2>/dev/null || echo 0) callables=0"
+  n=$(grep -c ' call ' "$log" 2>/dev/null)
+  stats="calls=${n:-0} callables=0"
 fi
 last=$(grep -E ' (call|oracle) ' "$log" 2>/dev/null | tail -n 1 | cut -c1-300)
 if [ "$status" != ok ]; then

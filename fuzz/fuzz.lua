@@ -64,6 +64,21 @@ local function log(line)
   if logf then logf:write(line, "\n"); logf:flush() end
 end
 
+-- FUZZ_SELFTEST=segv|hang|leftover: first thing, die, hang or leave a shm
+-- object on purpose (spec/fuzz_spec.lua checks that run.lua sees each).
+local SELFTEST = os.getenv("FUZZ_SELFTEST")
+if SELFTEST and not opt.list then
+  log(("seed=%d i=1 call selftest-%s()"):format(opt.seed, SELFTEST))
+  if SELFTEST == "segv" then
+    local probe = (type(rawget(vm, "lab")) == "table" and vm.lab.probe) or vm.probe
+    probe(0, "read", { catch = false }) -- an unguarded read of address 0: SIGSEGV in this process
+  elseif SELFTEST == "hang" then
+    while true do vm.sleep(1) end
+  elseif SELFTEST == "leftover" then
+    vm.shm_open(PREFIX .. "selftest", { create = true, size = PAGE, keep = true })
+  end
+end
+
 local stats = { calls = 0, raised = 0, returned = 0, skipped = 0, known = 0, oracle_ok = 0, oracle_fail = 0,
   forks = 0, spawns = 0 }
 local failures = {}
@@ -272,7 +287,10 @@ local function hostile_table()
     local n = pick { math.maxinteger, -1, 2 ^ 40, 1 << 31, 0.5, 0 / 0 }
     return tagged(setmetatable({ "true" }, { __len = function() return n end }), "tbl<__len " .. describe(n) .. ">")
   end
-  if k == 6 then return tagged(setmetatable({}, { __index = strkeys(function() return setmetatable({}, { __index = function() error("fuzz: nested") end }) end) }), "tbl<__index fresh tables>") end
+  if k == 6 then
+    local inner = function() return setmetatable({}, { __index = function() error("fuzz: nested") end }) end
+    return tagged(setmetatable({}, { __index = strkeys(inner) }), "tbl<__index fresh tables>")
+  end
   if k == 7 then return tagged(setmetatable({}, { __tostring = function() error("fuzz: __tostring throws") end, __name = "fuzz.Weird" }), "tbl<__tostring throws>") end
   if k == 8 then return tagged(setmetatable({}, { __index = strkeys(function() collectgarbage(); return fresh_string() end) }), "tbl<__index collects garbage>") end
   return tagged(setmetatable({}, { __index = strkeys(function(_, key) return pick { 0, -1, math.maxinteger, 0 / 0, true, key } end) }), "tbl<__index numbers>")
@@ -1036,7 +1054,7 @@ oracles.fork_safety = function()
   end)
   if not c then return end
   children[#children + 1] = c
-  local st = c:wait({ timeout = 10 })
+  local st = c:wait({ timeout = 60 }) -- a loaded machine can take seconds to run the child
   if type(st) ~= "table" or st.code ~= 0 then
     oracle_fail("fork-safety", "the child did not exit 0: " .. describe(st))
   end
@@ -1231,22 +1249,6 @@ local function run_call(i, t)
   after_call(t, a, n, res)
 end
 
--- FUZZ_SELFTEST=segv|hang|leftover: halfway through, die, hang or leave a
--- shm object on purpose (spec/fuzz_spec.lua checks that run.lua sees each).
-local SELFTEST = os.getenv("FUZZ_SELFTEST")
-local function selftest(i)
-  if not SELFTEST or i ~= math.max(1, opt.calls // 2) then return end
-  log(("seed=%d i=%d call selftest-%s()"):format(opt.seed, i, SELFTEST))
-  if SELFTEST == "segv" then
-    local probe = (type(rawget(vm, "lab")) == "table" and vm.lab.probe) or vm.probe
-    probe(0, "read", { catch = false }) -- an unguarded read of address 0: SIGSEGV in this process
-  elseif SELFTEST == "hang" then
-    while true do end
-  elseif SELFTEST == "leftover" then
-    vm.shm_open(PREFIX .. "selftest", { create = true, size = PAGE, keep = true })
-  end
-end
-
 local start = os.time()
 PROFILE = os.getenv("FUZZ_PROFILE") and {} or nil
 for i = 1, opt.calls do
@@ -1259,7 +1261,6 @@ for i = 1, opt.calls do
     if not ok then oracle_fail(name, "the oracle itself raised: " .. tostring(e)) end
   end
   if chance(0.02) then make(pick(classes)) end
-  selftest(i)
   run_call(i, pick_target())
   if i % 200 == 0 then collectgarbage() end
 end

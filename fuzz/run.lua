@@ -76,7 +76,9 @@ if preload and preload ~= "" then env[#env + 1] = "FUZZ_PRELOAD=" .. sh_quote(pr
 local envs = "-u LD_PRELOAD " .. table.concat(env, " ")
 
 -- what the batches will call, and what they will not (printed at the end)
-local listing = capture("cd /tmp && env " .. envs .. (preload and (" LD_PRELOAD=" .. sh_quote(preload)) or "") .. " lua5.4 " .. sh_quote(root .. "/fuzz/fuzz.lua") .. " --seed 1 --calls 0 --list 2>&1")
+local with_preload = preload and (" LD_PRELOAD=" .. sh_quote(preload)) or ""
+local listing = capture("cd /tmp && env -u FUZZ_SELFTEST " .. envs .. with_preload .. " lua5.4 " .. sh_quote(root .. "/fuzz/fuzz.lua")
+  .. " --seed 1 --calls 0 --list 2>&1")
 local ncallables, denied, known, nofactory = 0, {}, {}, {}
 for line in listing:gmatch("[^\n]+") do
   local k, rest = line:match("^(%S+)\t(.*)$")
