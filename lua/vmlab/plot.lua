@@ -73,6 +73,7 @@ local function wrap(s, width, size, maxlines, bold)
     if tw(try, size, bold) <= width then cur = try
     else
       lines[#lines + 1] = cur
+      if #lines >= (maxlines or 3) then return nil end -- more lines are needed: stop measuring
       cur = word
     end
   end
@@ -86,12 +87,20 @@ M.wrap = wrap
 local function fit(s, width, size, bold)
   s = tostring(s)
   if tw(s, size, bold) <= width then return s end
-  local n = #s
-  repeat
-    n = n - 1
+  -- the longest prefix that fits with the ellipsis: a binary search over its
+  -- length (a text's width grows with its prefix), so a huge label costs
+  -- log2(#s) measurements, not #s of them
+  local function prefix(n) -- s cut at n bytes, back to a UTF-8 character boundary
     while n > 0 and (s:byte(n + 1) or 0) >= 0x80 and (s:byte(n + 1) or 0) < 0xC0 do n = n - 1 end
-  until n <= 0 or tw(s:sub(1, n) .. "…", size, bold) <= width
-  return n > 0 and s:sub(1, n) .. "…" or "…"
+    return n
+  end
+  local lo, hi = 0, #s - 1 -- lo fits (the empty prefix), hi may not
+  while lo < hi do
+    local mid = (lo + hi + 1) // 2
+    local n = prefix(mid)
+    if n > lo and tw(s:sub(1, n) .. "…", size, bold) <= width then lo = n else hi = mid - 1 end
+  end
+  return lo > 0 and s:sub(1, lo) .. "…" or "…"
 end
 M.fit = fit
 
