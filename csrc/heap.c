@@ -71,10 +71,33 @@ static int heap_malloc_trim(lua_State *L) {
   return 1;
 }
 
+/* mallinfo2(3) came with glibc 2.33. Before it, glibc's mallinfo(3) has int
+   fields, which wrap past 2 GiB (the fallback, said in the table as
+   wraps_at_2gib = true); musl has neither: vm.mallinfo then returns
+   nil, message, ENOSYS. Build with -DVMLAB_HAVE_MALLINFO2=0 to try the fallback. */
+#ifndef VMLAB_HAVE_MALLINFO2
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+#define VMLAB_HAVE_MALLINFO2 1
+#else
+#define VMLAB_HAVE_MALLINFO2 0
+#endif
+#endif
+
 /* vm.mallinfo() -> {arena=, mmapped=, mmapped_blocks=, in_use=, free=, releasable=} -- see mallinfo2(3) */
 static int heap_mallinfo(lua_State *L) {
+#if VMLAB_HAVE_MALLINFO2
   struct mallinfo2 mi = mallinfo2();
-  lua_createtable(L, 0, 6);
+#elif defined(__GLIBC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations" /* only newer glibc deprecates it */
+  struct mallinfo mi = mallinfo();
+#pragma GCC diagnostic pop
+#else
+  return vmlab_push_syserror(L, "mallinfo (not in this C library)", ENOSYS);
+#endif
+#if VMLAB_HAVE_MALLINFO2 || defined(__GLIBC__)
+  lua_createtable(L, 0, 7);
+  if (!VMLAB_HAVE_MALLINFO2) vmlab_set_bool(L, "wraps_at_2gib", 1);
   vmlab_set_int(L, "arena", (lua_Integer)mi.arena);
   vmlab_set_int(L, "mmapped", (lua_Integer)mi.hblkhd);
   vmlab_set_int(L, "mmapped_blocks", (lua_Integer)mi.hblks);
@@ -82,6 +105,7 @@ static int heap_mallinfo(lua_State *L) {
   vmlab_set_int(L, "free", (lua_Integer)mi.fordblks);
   vmlab_set_int(L, "releasable", (lua_Integer)mi.keepcost);
   return 1;
+#endif
 }
 
 void vmlab_open_heap(lua_State *L) {

@@ -517,6 +517,37 @@ static int shm_sem_post(lua_State *L) {
 /* s:sem_wait(off, timeout_s) -> true when acquired; false, "timeout" |
    "interrupted"; or nil, msg, errno. timeout 0 tries without blocking; none
    waits for ever. See sem_wait(3), sem_clockwait(3) (CLOCK_MONOTONIC). */
+
+/* sem_clockwait(3) with CLOCK_MONOTONIC (glibc 2.30+) is not moved by a
+   change of the wall clock. Elsewhere (older glibc, musl) the fallback is
+   sem_timedwait(3) on CLOCK_REALTIME with the same remaining time: a wall-
+   clock step during the wait lengthens or shortens it. Build with
+   -DVMLAB_HAVE_SEM_CLOCKWAIT=0 to try the fallback. */
+#ifndef VMLAB_HAVE_SEM_CLOCKWAIT
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 30))
+#define VMLAB_HAVE_SEM_CLOCKWAIT 1
+#else
+#define VMLAB_HAVE_SEM_CLOCKWAIT 0
+#endif
+#endif
+
+static int shm_sem_clockwait(sem_t *sem, const struct timespec *monotonic_deadline) {
+#if VMLAB_HAVE_SEM_CLOCKWAIT
+  return sem_clockwait(sem, CLOCK_MONOTONIC, monotonic_deadline);
+#else
+  struct timespec now, real;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  clock_gettime(CLOCK_REALTIME, &real);
+  long long left = (long long)(monotonic_deadline->tv_sec - now.tv_sec) * 1000000000LL +
+                   (monotonic_deadline->tv_nsec - now.tv_nsec);
+  if (left < 0) left = 0;
+  real.tv_sec += (time_t)(left / 1000000000LL);
+  real.tv_nsec += (long)(left % 1000000000LL);
+  if (real.tv_nsec >= 1000000000L) real.tv_sec++, real.tv_nsec -= 1000000000L;
+  return sem_timedwait(sem, &real);
+#endif
+}
+
 static int shm_sem_wait(lua_State *L) {
   vmlab_region *r = vmlab_check_open(L, 1);
   shm_sem *s = shm_check_sem(L, r, 2);
@@ -534,7 +565,7 @@ static int shm_sem_wait(lua_State *L) {
   if (valid) {
     if (!timed) rc = sem_wait(&s->sem);
     else if (rel.tv_sec == 0 && rel.tv_nsec == 0) rc = sem_trywait(&s->sem);
-    else rc = sem_clockwait(&s->sem, CLOCK_MONOTONIC, &abs);
+    else rc = shm_sem_clockwait(&s->sem, &abs);
     err = errno;
   }
   vmlab_guard_end();

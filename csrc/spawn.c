@@ -24,6 +24,17 @@
 
 extern char **environ;
 
+/* execvpe(3) is a GNU extension (glibc; musl with _GNU_SOURCE). Without it the
+   child sets environ and calls execvp(3), which searches PATH the same way.
+   Build with -DVMLAB_HAVE_EXECVPE=0 to try the fallback. */
+#ifndef VMLAB_HAVE_EXECVPE
+#if defined(__GLIBC__) || defined(__linux__)
+#define VMLAB_HAVE_EXECVPE 1
+#else
+#define VMLAB_HAVE_EXECVPE 0
+#endif
+#endif
+
 
 /* What a failed child reports through its close-on-exec pipe. */
 typedef struct spawn_exec_error {
@@ -186,7 +197,13 @@ static void spawn_child_main(int errfd, const int fds[3], const char *cwd, int d
     e.stage = 1;
     goto fail;
   }
+#if VMLAB_HAVE_EXECVPE
   execvpe(file, argv, envp);
+#else
+  /* no execvpe(3): this is the child after fork, so its environ may change */
+  environ = envp;
+  execvp(file, argv);
+#endif
 fail:
   e.err = errno;
   while (write(errfd, &e, sizeof e) < 0 && errno == EINTR) {
