@@ -23,6 +23,7 @@ local M = {
     { name = "killed_by", unit = "text", optional = true, help = "the signal that ended a child with no handler" },
     { name = "killed_pid", unit = "integer", optional = true, help = "that child's pid" },
     { name = "kernel_attempts", unit = "count", optional = true, help = "children killed until the kernel logged one" },
+    { name = "dmesg_readable", unit = "boolean", optional = true, help = "dmesg printed the kernel log" },
     { name = "killed_skipped", unit = "text", optional = true, help = "why no child was killed (a sanitizer)" },
     { name = "exception_trace", unit = "text", optional = true,
       help = "debug.exception-trace: 1 when the kernel logs unhandled signals" },
@@ -137,9 +138,13 @@ function M.kernel_side(result, pid)
   local line
   for _ = 1, 20 do -- the line may reach the log a moment after the child is reaped
     local p = io.popen("dmesg 2>/dev/null")
+    local n = 0
     for l in (p and p:lines() or function() end) do
+      n = n + 1
       if l:find(("[%d]: segfault at"):format(pid), 1, true) then line = l end
     end
+    result.dmesg_readable = n > 0
+    if n == 0 then break end -- nothing to wait for: the log is not readable here
     if p then p:close() end
     if line then break end
     vm.sleep(0.05)
@@ -224,6 +229,9 @@ M.claims = {
     requires = { "no_sanitizer", "kernel_log" },
     decide = function(r)
       if not r.killed_by then return nil, nil, r.killed_skipped end
+      if r.dmesg_readable == false then
+        return nil, nil, "dmesg printed nothing: the kernel log is not readable here (kernel.dmesg_restrict)"
+      end
       if not r.kernel_line then
         return false, ("no line in dmesg for pid %s"):format(tostring(r.killed_pid)),
           r.exception_trace == "0" and "debug.exception-trace is 0: the kernel does not log unhandled signals"
