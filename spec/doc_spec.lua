@@ -33,7 +33,7 @@ describe("doc/vmlab.1 and doc/vmlab.bash-completion", function()
   end)
 
   local function complete(line)
-    local out = sh(("bash -c %s _ %s %s"):format(q [=[
+    local out = sh(("env -u LD_PRELOAD bash -c %s _ %s %s"):format(q [=[
       source "$1/doc/vmlab.bash-completion"
       read -ra COMP_WORDS <<< "$2"
       [[ $2 == *" " ]] && COMP_WORDS+=("")

@@ -98,11 +98,13 @@ describe("luarocks make into an empty tree", function()
     cfg:write(("rocks_trees = { %q }\nrocks_provided = { argparse = %q, [\"lua-cjson\"] = %q }\n"):format(
       tmp .. "/tree", argparse_v .. "-1", cjson_v .. "-1"))
     cfg:close()
-    local ok = sh(("cd %s/src && LUAROCKS_CONFIG=%s/config.lua timeout 600 luarocks --lua-version=5.4 make "
+    -- without the sanitizer's preload: luarocks runs wget and the compiler, and the tree's core is not sanitized
+    local ok = sh(("cd %s/src && unset LD_PRELOAD && LUAROCKS_CONFIG=%s/config.lua timeout 600 "
+      .. "luarocks --lua-version=5.4 make "
       .. "--tree %s/tree vmlab-scm-1.rockspec"):format(tmp, tmp, tmp))
     local log = io.open(tmp .. ".log"):read("a")
     assert.is_true(ok, log)
-    local env = ("LUA_PATH='%s/tree/share/lua/5.4/?.lua;%s/tree/share/lua/5.4/?/init.lua;;' "
+    local env = ("env -u LD_PRELOAD LUA_PATH='%s/tree/share/lua/5.4/?.lua;%s/tree/share/lua/5.4/?/init.lua;;' "
       .. "LUA_CPATH='%s/tree/lib/lua/5.4/?.so;;' "):format(tmp, tmp, tmp)
     local p = io.popen(env .. "lua5.4 -e 'local vm = require \"vmlab\"; local r = vm.mmap(vm.page_size); "
       .. "r:touch(\"write\"); print(package.searchpath(\"vmlab.core\", package.cpath), r:resident())'")
@@ -110,7 +112,7 @@ describe("luarocks make into an empty tree", function()
     p:close()
     assert.matches("^" .. tmp:gsub("%p", "%%%0") .. "/tree/lib/lua/5.4/vmlab/core.so\t1\t1\n$", out)
     -- the installed command, with nothing of the checkout on its paths
-    local clean = "env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_4 -u LUA_CPATH_5_4 -u VMLAB_BUILD "
+    local clean = "env -u LD_PRELOAD -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_4 -u LUA_CPATH_5_4 -u VMLAB_BUILD "
     local function run(args)
       local rp = io.popen(("cd / && %s%s/tree/bin/vmlab %s 2>&1"):format(clean, tmp, args))
       local text = rp:read("a")
