@@ -90,7 +90,9 @@ describe("the race experiment", function()
   it("says whether plain increments lost updates on this run, with the count", function()
     assert.is_true(r.plain <= r.plain_expected and r.plain > 0, "plain = " .. tostring(r.plain))
     assert.equal(r.plain_expected - r.plain, r.lost)
-    assert.equal(2 * r.plain_increments, r.plain_expected)
+    -- each process adds at least its share, and goes on until every other has added its share too
+    assert.is_true(r.plain_expected >= r.processes * r.plain_increments,
+      ("plain_expected %d < %d processes x %d"):format(r.plain_expected, r.processes, r.plain_increments))
     assert.within(r.plain_tries, 1, 5, "plain_tries")
     -- a run without loss was repeated with more increments (4 times as many each try)
     if r.lost == 0 and r.cpus >= 2 then assert.equal(5, r.plain_tries) end
