@@ -17,24 +17,10 @@ local core = require "vmlab.core"
 
 local M = {}
 
-local function slurp(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local proc = require "vmlab.proc"
+local slurp, first_line, exists = proc.read_file, proc.first_line, proc.exists
 
-local function first_line(path)
-  local s = slurp(path)
-  return s and s:match("^[^\n]*") or nil
-end
 
-local function exists(path)
-  local f = io.open(path, "r")
-  if f then f:close() end
-  return f ~= nil
-end
 
 local function write(path, value)
   local f, err = io.open(path, "w")

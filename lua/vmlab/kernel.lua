@@ -62,23 +62,10 @@ M.meaning = {
   allocator = "the malloc serving this process: glibc, or one put in by LD_PRELOAD (jemalloc, ...) or a sanitizer",
 }
 
-local function slurp(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local proc = require "vmlab.proc"
+local slurp, first_line, number_at = proc.read_file, proc.first_line, proc.number_at
 
-local function first_line(path)
-  local s = slurp(path)
-  return s and s:match("^[^\n]*") or nil
-end
 
-local function number_at(path)
-  local s = first_line(path)
-  return s and math.tointeger(tonumber(s:match("^%s*(%-?%d+)"))) or nil
-end
 
 local function bracketed(path)
   local s = slurp(path)
@@ -108,7 +95,6 @@ local function probe_zero_page(k, how)
   end
   pcall(r.advise, r, "nohugepage")
   r:touch("read")
-  local proc = require "vmlab.proc"
   local m = proc.mapping_at(r.address)
   local rss = m and m.Rss
   local scan, serr = r:scan()

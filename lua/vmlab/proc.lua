@@ -22,6 +22,28 @@ local function slurp(path)
   return text
 end
 
+--- Small readers of /proc and /sys files, shared by the modules that probe the machine.
+-- read_file(path): the whole text, or nil, msg, errno; first_line(path): its first line or nil;
+-- number_at(path): the integer its text starts with, or nil; exists(path): it can be opened.
+function M.read_file(path)
+  if type(path) ~= "string" then error("bad argument #1 to 'read_file' (path expected)", 2) end
+  return slurp(path)
+end
+function M.first_line(path)
+  local s = M.read_file(path)
+  return s and s:match("^[^\n]*") or nil
+end
+function M.number_at(path)
+  local s = M.read_file(path)
+  return s and math.tointeger(tonumber(s:match("^%s*(%-?%d+)"))) or nil
+end
+function M.exists(path)
+  if type(path) ~= "string" then error("bad argument #1 to 'exists' (path expected)", 2) end
+  local f = open(path, "r")
+  if f then f:close() end
+  return f ~= nil
+end
+
 -- "/proc/<pid>/<name>" after checking pid; level names the caller for errors.
 local function proc_path(pid, name, fname)
   if pid == nil or pid == "self" then return "/proc/self/" .. name end

@@ -78,11 +78,7 @@ local LIBRARIES = {
   tcmalloc = { files = { "libtcmalloc_minimal.so.4", "libtcmalloc.so.4" }, package = "libtcmalloc-minimal4" },
 }
 
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
+local exists = vm.proc.exists
 
 -- The directories shared libraries live in here: libc's own (from our maps), then the usual ones.
 local function library_dirs()

@@ -95,17 +95,8 @@ else
   end
 end
 
-local function slurp(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local slurp, number_at, exists = vm.proc.read_file, vm.proc.number_at, vm.proc.exists
 
-local function number_at(path)
-  return math.tointeger(tonumber((slurp(path) or ""):match("^%s*(%-?%d+)") or ""))
-end
 
 local function ksm(name) return number_at(KSM .. name) end
 
@@ -183,11 +174,6 @@ end
 -- Start/speed up KSM as root: the undo list (armed), or nil, why.
 -- One vmlab process at a time changes KSM's settings (two at once would each
 -- write back what the other had set): a symlink whose target is the owner's pid.
-local function exists(path)
-  local f = io.open(path, "r")
-  if f then f:close() end
-  return f ~= nil
-end
 
 M.lock_path = (exists("/run/lock") and "/run/lock" or "/tmp") .. "/vmlab-ksm.lock"
 

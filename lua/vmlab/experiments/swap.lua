@@ -125,19 +125,8 @@ else
   for _, x in ipairs(FIELDS) do M.fields[#M.fields + 1] = x.name end
 end
 
-local function slurp(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local slurp, exists = vm.proc.read_file, vm.proc.exists
 
-local function exists(path)
-  local f = io.open(path, "r")
-  if f then f:close() end
-  return f ~= nil
-end
 
 -- /proc/vmstat as numbers.
 local function vmstat()
