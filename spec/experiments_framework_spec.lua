@@ -308,6 +308,8 @@ describe("one description per experiment", function()
     assert.error_matches(bad({ { name = "size", default = 0, unit = "bytes", help = "h", min = 1, max = 2 } }),
       "param 'size': its default is invalid")
     assert.error_matches(bad({ size = 1 }), "params must be a list")
+    -- and one that states no claims: every experiment says what it shows, decided from its numbers
+    assert.error_matches(bad({}), "it states no claims")
     assert.error_matches(bad({}, { { name = "a", unit = "furlongs", help = "h" } }), "field 'a': unit 'furlongs'")
     assert.error_matches(bad({}, { { name = "a", unit = "table", help = "h" } }), "field 'a' %(table%) needs fields")
   end)

@@ -217,8 +217,9 @@ local function check(mod, name)
   if mod.validate ~= nil and type(mod.validate) ~= "function" then bad("validate must be a function") end
   if type(mod.fields) ~= "table" or #mod.fields == 0 then bad("it describes no result fields") end
   check_field({ unit = "object", fields = mod.fields }, "result", bad, false)
-  if mod.claims == nil then mod.claims = {} end
-  if type(mod.claims) ~= "table" then bad("claims must be a list") end
+  if type(mod.claims) ~= "table" or #mod.claims == 0 then
+    bad("it states no claims (every experiment says what the lab claims it shows; see the top of this file)")
+  end
   for i, c in ipairs(mod.claims) do
     if type(c.id) ~= "string" or type(c.text) ~= "string" or type(c.decide) ~= "function" then
       bad(("claim %d needs an id, a text and a decide function"):format(i))
