@@ -364,6 +364,12 @@ experiments.unmet = unmet
 -- requirement) or says the cause is unknown; a whole skipped result skips
 -- every claim with its reason.
 function experiments.decide(e, result)
+  if type(e) ~= "table" or type(e.claims) ~= "table" then
+    error("bad argument #1 to 'decide' (an experiment module with claims expected, got " .. type(e) .. ")", 2)
+  end
+  if type(result) ~= "table" then
+    error("bad argument #2 to 'decide' (a result table expected, got " .. type(result) .. ")", 2)
+  end
   local out = {}
   local k = require("vmlab.kernel")()
   for _, c in ipairs(e.claims or {}) do
@@ -391,7 +397,15 @@ end
 
 --- The claim `id` of a result (after experiments.run), or nil.
 function experiments.claim(result, id)
-  for _, c in ipairs(result and result.claims or {}) do
+  if result ~= nil and type(result) ~= "table" then
+    error("bad argument #1 to 'claim' (a result table expected, got " .. type(result) .. ")", 2)
+  end
+  if type(id) ~= "string" then error("bad argument #2 to 'claim' (a claim id expected, got " .. type(id) .. ")", 2) end
+  local claims = result and rawget(result, "claims")
+  if claims ~= nil and type(claims) ~= "table" then
+    error("bad argument #1 to 'claim' (its claims must be a list)", 2)
+  end
+  for _, c in ipairs(claims or {}) do
     if c.id == id then return c end
   end
   return nil
@@ -405,6 +419,9 @@ end
 
 --- Counts of a list of decided claims: held, did not hold, skipped.
 function experiments.tally(claims)
+  if claims ~= nil and type(claims) ~= "table" then
+    error("bad argument #1 to 'tally' (a list of decided claims expected, got " .. type(claims) .. ")", 2)
+  end
   local held, failed, skipped = 0, 0, 0
   for _, c in ipairs(claims or {}) do
     if c.holds == true then held = held + 1
