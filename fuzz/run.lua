@@ -77,8 +77,12 @@ local envs = "-u LD_PRELOAD " .. table.concat(env, " ")
 
 -- what the batches will call, and what they will not (printed at the end)
 local with_preload = preload and (" LD_PRELOAD=" .. sh_quote(preload)) or ""
-local listing = capture("cd /tmp && env -u FUZZ_SELFTEST " .. envs .. with_preload .. " lua5.4 " .. sh_quote(root .. "/fuzz/fuzz.lua")
-  .. " --seed 1 --calls 0 --list 2>&1")
+-- in a temp dir of its own: a scratch file left in a shared /tmp by another user would refuse it
+local list_dir = capture("mktemp -d 2>/dev/null"):match("^%s*(.-)%s*$")
+if list_dir == "" then list_dir = "/tmp" end
+local listing = capture("cd " .. sh_quote(list_dir) .. " && env -u FUZZ_SELFTEST " .. envs .. with_preload
+  .. " lua5.4 " .. sh_quote(root .. "/fuzz/fuzz.lua") .. " --seed 1 --calls 0 --list --tmp . 2>&1")
+if list_dir ~= "/tmp" then os.execute("rm -rf " .. sh_quote(list_dir)) end
 local ncallables, denied, known, nofactory = 0, {}, {}, {}
 for line in listing:gmatch("[^\n]+") do
   local k, rest = line:match("^(%S+)\t(.*)$")

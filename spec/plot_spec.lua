@@ -290,7 +290,8 @@ describe("every experiment's charts at tour params", function()
             if dir then plot.write(("%s/%s-%d.svg"):format(dir, name, i), svg) end
           else
             -- only a chart of something this run did not do may be missing (regions without --faults)
-            assert.is_truthy(result.skipped or (name == "regions" and i == 2),
+            -- (regions without --faults; oom where no cgroup could be made, so no child was watched)
+            assert.is_truthy(result.skipped or (name == "regions" and i == 2) or (name == "oom" and not result.cgroup),
               ("%s chart %d: %s"):format(name, i, tostring(why)))
           end
         end
