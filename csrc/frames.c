@@ -70,10 +70,11 @@ static int frames_region(lua_State *L) {
     }
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
-  if (present && hidden) {
+  if (present && hidden) { /* like a refused system call: nil, message, errno */
     lua_pushnil(L);
     lua_pushstring(L, hidden_reason);
-    return 2;
+    lua_pushinteger(L, EPERM);
+    return 3;
   }
   return 1;
 }
