@@ -233,3 +233,178 @@ describe("proc.mapping_at", function()
     assert.is_nil(vm.proc.mapping_at(0))
   end)
 end)
+
+describe("proc.rss, proc.alive, proc.cmdline and proc.path", function()
+  it("rss grows by about 256 pages when 256 fresh pages are written, and agrees with statm", function()
+    local r <close> = assert(vm.mmap(256 * PAGE))
+    r:advise("nohugepage")
+    local before = assert(vm.proc.rss())
+    r:touch("write")
+    local after = assert(vm.proc.rss())
+    assert.is_true(math.type(before) == "integer" and before % PAGE == 0)
+    -- at least the 256 pages; other allocations of this process may add a little
+    assert.is_true(after - before >= 256 * PAGE and after - before < 256 * PAGE + 8 * MiB,
+      ("grew by %d bytes"):format(after - before))
+    local statm = assert(vm.proc.statm())
+    assert.is_true(math.abs(statm.resident - vm.proc.rss()) < 4 * MiB)
+  end)
+
+  it("rss of a process that does not exist is nil, a message and errno; a bad pid raises naming rss", function()
+    local c = vm.spawn({ "true" })
+    c:wait()
+    local v, msg, errno = vm.proc.rss(c.pid)
+    assert.is_nil(v)
+    assert.is_string(msg)
+    assert.is_number(errno)
+    assert.has_error(function() vm.proc.rss(-1) end,
+      "bad argument #1 to 'rss' (pid must be a positive integer or \"self\", got -1)")
+  end)
+
+  it("alive tells a running child from one that has been reaped", function()
+    local c = vm.spawn({ "sleep", "5" })
+    assert.is_true(vm.proc.alive(c.pid))
+    assert.is_true(vm.proc.alive())
+    c:kill()
+    c:wait()
+    assert.is_false(vm.proc.alive(c.pid))
+  end)
+
+  it("cmdline gives a child's argument vector word by word, spaces kept", function()
+    local c = vm.spawn({ "sleep", "5", "a b" })
+    local words
+    for _ = 1, 200 do -- until the exec has happened
+      words = vm.proc.cmdline(c.pid)
+      if words and words[1] == "sleep" then break end
+      vm.sleep(0.005)
+    end
+    c:kill()
+    c:wait()
+    assert.same({ "sleep", "5", "a b" }, words)
+    assert.is_true(#assert(vm.proc.cmdline()) >= 1)
+  end)
+
+  it("path names a file under /proc/PID and refuses a name with a slash", function()
+    assert.equal("/proc/self/exe", vm.proc.path("self", "exe"))
+    assert.equal("/proc/42/exe", vm.proc.path(42, "exe"))
+    assert.has_error(function() vm.proc.path(42, "../etc") end,
+      "bad argument #2 to 'path' (a /proc file name of letters, digits and _ expected)")
+  end)
+end)
+
+describe("proc.status conveniences", function()
+  it("gives the user ids as integers and the capability masks as the file's hexadecimal", function()
+    local s = assert(vm.proc.status())
+    local text = assert(vm.proc.read_file("/proc/self/status"))
+    assert.equal(tonumber(text:match("\nUid:%s*(%d+)")), s.uid)
+    assert.equal(tonumber(text:match("\nUid:%s*%d+%s+(%d+)")), s.euid)
+    assert.equal(text:match("\nCapEff:%s*(%x+)"), s.CapEff)
+    assert.is_string(s.CapEff)
+    assert.equal(tonumber(s.CapEff, 16), s.cap_eff)
+  end)
+
+  it("lists the CPUs this process may run on, one number per CPU", function()
+    local s = assert(vm.proc.status())
+    assert.is_true(#s.cpus_allowed >= 1)
+    local seen = {}
+    for _, c in ipairs(s.cpus_allowed) do
+      assert.is_true(math.type(c) == "integer" and c >= 0 and not seen[c])
+      seen[c] = true
+    end
+  end)
+end)
+
+describe("proc.cgroup and proc.mountinfo", function()
+  it("cgroup lists this process's hierarchies, each with a path that starts at /", function()
+    local list = assert(vm.proc.cgroup())
+    assert.is_true(#list >= 1)
+    for _, e in ipairs(list) do
+      assert.is_true(math.type(e.id) == "integer" and e.id >= 0)
+      assert.is_table(e.controllers)
+      assert.equal("/", e.path:sub(1, 1))
+    end
+  end)
+
+  it("mountinfo has the root mount and decodes escaped spaces", function()
+    local list = assert(vm.proc.mountinfo())
+    local root
+    for _, m in ipairs(list) do
+      assert.is_string(m.fstype)
+      assert.is_nil(m.mountpoint:find("\\040", 1, true))
+      if m.mountpoint == "/" then root = m end
+    end
+    assert.is_table(root)
+    assert.is_true(math.type(root.id) == "integer")
+    assert.matches("^%d+:%d+$", root.dev)
+  end)
+end)
+
+describe("proc.sysctl, proc.vmstat, proc.swaps, proc.oom_score, proc.ksm_stat and proc.cpu_flags", function()
+  it("sysctl reads a setting by its sysctl name or its path, numbers as integers", function()
+    local a = vm.proc.sysctl("vm.overcommit_memory")
+    assert.is_true(a == 0 or a == 1 or a == 2)
+    assert.equal(a, vm.proc.sysctl("vm/overcommit_memory"))
+    local release = vm.proc.sysctl("kernel.osrelease")
+    assert.is_string(release)
+    assert.matches("^%d+%.%d+", release)
+    local v, msg, errno = vm.proc.sysctl("vm.no_such_setting")
+    assert.is_nil(v)
+    assert.is_string(msg)
+    assert.is_number(errno)
+  end)
+
+  it("sysctl refuses a name that would leave /proc/sys", function()
+    assert.has_error(function() vm.proc.sysctl("../../etc/passwd") end)
+    assert.has_error(function() vm.proc.sysctl("vm/../../etc") end)
+    assert.has_error(function() vm.proc.sysctl(nil) end,
+      "bad argument #1 to 'sysctl' (a setting name such as \"vm.swappiness\" expected, got nil)")
+  end)
+
+  it("vmstat counts a page fault for each fresh page written", function()
+    local before = assert(vm.proc.vmstat())
+    assert.is_true(math.type(before.pgfault) == "integer")
+    local r <close> = assert(vm.mmap(64 * PAGE))
+    r:advise("nohugepage")
+    r:touch("write")
+    local after = assert(vm.proc.vmstat())
+    assert.is_true(after.pgfault - before.pgfault >= 64)
+  end)
+
+  it("swaps lists the swap areas in bytes, agreeing with meminfo's SwapTotal", function()
+    local list = assert(vm.proc.swaps())
+    local total = 0
+    for _, s in ipairs(list) do
+      assert.is_string(s.filename)
+      assert.is_true(s.size % 1024 == 0 and s.used <= s.size)
+      total = total + s.size
+    end
+    local mi = assert(vm.proc.meminfo())
+    -- meminfo's SwapTotal counts the same areas (less the header page of each)
+    assert.is_true(total >= mi.SwapTotal and total - mi.SwapTotal <= #list * 64 * 1024)
+  end)
+
+  it("oom_score is a number between 0 and 2000 for this process", function()
+    local score = assert(vm.proc.oom_score())
+    assert.is_true(math.type(score) == "integer" and score >= 0 and score <= 2000)
+  end)
+
+  it("ksm_stat gives this process's KSM counters as numbers where the kernel has them", function()
+    local t, msg = vm.proc.ksm_stat()
+    if not t then
+      assert.is_string(msg) -- Linux before 6.1: no such file
+      return
+    end
+    assert.is_true(math.type(t.ksm_rmap_items) == "integer" and t.ksm_rmap_items >= 0)
+  end)
+
+  it("cpu_flags gives the first CPU's flags as a set", function()
+    local flags = assert(vm.proc.cpu_flags())
+    local n = 0
+    for f, v in pairs(flags) do
+      assert.is_string(f)
+      assert.is_true(v)
+      n = n + 1
+    end
+    -- x86 and arm64 list their feature flags; other machines may list none
+    if vm.proc.sysctl("kernel.arch") == "x86_64" then assert.is_true(flags.fpu and n > 10) end
+  end)
+end)

@@ -37,20 +37,18 @@ end
 -- or math.huge, how = "..." }, or nil and why there is none.
 function M.memory()
   local v1path, v2path
-  for line in (slurp("/proc/self/cgroup") or ""):gmatch("[^\n]+") do
-    local id, controllers, path = line:match("^(%d+):([^:]*):(.*)$")
-    if id then
-      if id == "0" and controllers == "" then v2path = path end
-      for c in controllers:gmatch("[^,]+") do
-        if c == "memory" then v1path = path end
-      end
+  for _, e in ipairs(proc.cgroup() or {}) do
+    if e.id == 0 and #e.controllers == 0 then v2path = e.path end
+    for _, c in ipairs(e.controllers) do
+      if c == "memory" then v1path = e.path end
     end
   end
   local v1mount, v2mount
-  for line in (slurp("/proc/self/mountinfo") or ""):gmatch("[^\n]+") do
-    local mountpoint, fstype, opts = line:match("^%S+ %S+ %S+ %S+ (%S+) .- %- (%S+) %S+ (%S+)")
-    if fstype == "cgroup2" and not v2mount then v2mount = mountpoint end
-    if fstype == "cgroup" and opts and (("," .. opts .. ","):find(",memory,", 1, true)) then v1mount = mountpoint end
+  for _, m in ipairs(proc.mountinfo() or {}) do
+    if m.fstype == "cgroup2" and not v2mount then v2mount = m.mountpoint end
+    if m.fstype == "cgroup" and (("," .. m.super_options .. ","):find(",memory,", 1, true)) then
+      v1mount = m.mountpoint
+    end
   end
   local function dir(mount, path) return mount .. (path == "/" and "" or path) end
   if v1path and v1mount then
@@ -186,7 +184,7 @@ function M.sweep(what)
     for _, name in ipairs(core.listdir(parent) or {}) do
       local pid = name:match("^vmlab%-" .. what .. "%-(%d+)%-%d+$")
       pid = pid and math.tointeger(tonumber(pid))
-      if pid and pid ~= core.getpid() and not exists("/proc/" .. pid .. "/stat") then
+      if pid and pid ~= core.getpid() and not proc.alive(pid) then
         if os.execute("rmdir " .. require("vmlab.undo").quote(parent .. "/" .. name) .. " 2>/dev/null") then
           removed = removed + 1
         end

@@ -63,7 +63,13 @@ M.meaning = {
 }
 
 local proc = require "vmlab.proc"
-local slurp, first_line, number_at = proc.read_file, proc.first_line, proc.number_at
+local slurp, number_at = proc.read_file, proc.number_at
+
+-- A /proc/sys setting that is a number, or nil.
+local function sysctl_number(name)
+  local v = proc.sysctl(name)
+  return math.type(v) == "integer" and v or nil
+end
 
 
 
@@ -76,13 +82,9 @@ local function bytes(n)
   return require("vmlab.units").bytes(n)
 end
 
--- /proc/meminfo as numbers (kB fields in bytes).
+-- /proc/meminfo as numbers (kB fields in bytes), empty where unreadable.
 local function meminfo()
-  local t = {}
-  for k, v, kb in (slurp("/proc/meminfo") or ""):gmatch("([%w_%(%)]+):%s*(%d+)%s*(k?B?)") do
-    t[k] = math.tointeger(tonumber(v)) * (kb == "kB" and 1024 or 1)
-  end
-  return t
+  return proc.meminfo() or {}
 end
 
 -- Read fresh private anonymous memory once and look at what it got.
@@ -152,13 +154,13 @@ local function probe_cgroup(k, how)
 end
 
 local function probe_caps(k, how)
-  local status = slurp("/proc/self/status") or ""
-  local euid = status:match("\nUid:%s*%d+%s+(%d+)")
-  k.root = euid == "0"
+  local status = proc.status() or {}
+  local euid = status.euid
+  k.root = euid == 0
   how.root = ("read: /proc/self/status Uid (effective %s)"):format(tostring(euid))
-  local capeff = status:match("\nCapEff:%s*(%x+)")
+  local capeff = status.CapEff
   if capeff then
-    local bits = tonumber(capeff, 16) or 0
+    local bits = status.cap_eff or 0
     k.cap_sys_admin = (bits >> 21) & 1 == 1
     k.cap_ipc_lock = (bits >> 14) & 1 == 1
     how.cap_sys_admin = "read: /proc/self/status CapEff " .. capeff .. " (bit 21)"
@@ -167,7 +169,7 @@ local function probe_caps(k, how)
 end
 
 local function probe_perf(k, how)
-  k.perf_event_paranoid = number_at("/proc/sys/kernel/perf_event_paranoid")
+  k.perf_event_paranoid = sysctl_number("kernel.perf_event_paranoid")
   how.perf_event_paranoid = "read: /proc/sys/kernel/perf_event_paranoid"
   local c, err = core.fault_counter("minor", { source = "perf" })
   k.perf_faults = c ~= nil
@@ -180,23 +182,31 @@ end
 local ALLOCATORS = { { "asan", "libasan" }, { "jemalloc", "libjemalloc" }, { "mimalloc", "libmimalloc" },
   { "tcmalloc", "libtcmalloc" }, { "hoard", "libhoard" } }
 local function probe_allocator(k, how)
-  local maps = slurp("/proc/self/maps") or ""
-  for _, a in ipairs(ALLOCATORS) do
-    local path = maps:match("(/%S*/" .. a[2] .. "[^/%s]*)")
-    if path then
-      k.allocator = a[1]
-      how.allocator = "read: /proc/self/maps has " .. path
-      return
+  local paths, libc = {}, false
+  for _, m in ipairs(proc.maps() or {}) do
+    if m.kind == "file" then
+      paths[#paths + 1] = m.path
+      libc = libc or m.path:find("/libc[%.%-]") ~= nil
     end
   end
-  k.allocator = maps:find("/libc[%.%-]") and "glibc" or "unknown"
+  for _, a in ipairs(ALLOCATORS) do
+    for _, path in ipairs(paths) do
+      if path:match("^/.*/" .. a[2] .. "[^/]*$") then
+        k.allocator = a[1]
+        how.allocator = "read: /proc/self/maps has " .. path
+        return
+      end
+    end
+  end
+  k.allocator = libc and "glibc" or "unknown"
   how.allocator = "read: /proc/self/maps has no other allocator library"
 end
 
 local function probe()
   local k, how = {}, {}
   k.how = how
-  k.kernel = first_line("/proc/sys/kernel/osrelease") or "unknown"
+  k.kernel = proc.sysctl("kernel.osrelease") or "unknown"
+  if type(k.kernel) ~= "string" then k.kernel = tostring(k.kernel) end
   how.kernel = "read: /proc/sys/kernel/osrelease"
   k.page_size = core.page_size
   how.page_size = "sysconf(_SC_PAGESIZE)"
@@ -222,8 +232,8 @@ local function probe()
   k.thp_enabled = bracketed(THP .. "enabled") or "unavailable"
   k.thp_defrag = bracketed(THP .. "defrag") or "unavailable"
   how.thp_enabled, how.thp_defrag = "read: " .. THP .. "enabled", "read: " .. THP .. "defrag"
-  k.overcommit_memory = number_at("/proc/sys/vm/overcommit_memory")
-  k.overcommit_ratio = number_at("/proc/sys/vm/overcommit_ratio")
+  k.overcommit_memory = sysctl_number("vm.overcommit_memory")
+  k.overcommit_ratio = sysctl_number("vm.overcommit_ratio")
   how.overcommit_memory, how.overcommit_ratio = "read: /proc/sys/vm/overcommit_memory",
     "read: /proc/sys/vm/overcommit_ratio"
   k.swap_total, k.swap_free = mi.SwapTotal, mi.SwapFree
@@ -273,9 +283,8 @@ function M.measured_once(name)
     local b = core.malloc(64 * 1024)
     local at = b and b.address
     local lo, hi
-    for line in (slurp("/proc/self/maps") or ""):gmatch("[^\n]+") do
-      local s, e = line:match("^(%x+)%-(%x+) .-%[heap%]%s*$")
-      if s then lo, hi = tonumber(s, 16), tonumber(e, 16) end
+    for _, m in ipairs(proc.maps() or {}) do
+      if m.kind == "heap" then lo, hi = m.start, m.finish end
     end
     if b then b:close() end
     ok = at ~= nil and lo ~= nil and at >= lo and at < hi
@@ -369,9 +378,9 @@ function M.has(name)
     ok, why = M.measured_once(name)
     if ok then return true end
   elseif name == "two_cpus" then -- this process may run on two CPUs at once (races, cross-core IPC)
-    local list = (slurp("/proc/self/status") or ""):match("\nCpus_allowed_list:%s*(%S+)")
-    local n = 0
-    for a, b in (list or ""):gmatch("(%d+)%-?(%d*)") do n = n + (b ~= "" and tonumber(b) - tonumber(a) + 1 or 1) end
+    local status = proc.status() or {}
+    local list = status.Cpus_allowed_list
+    local n = #(status.cpus_allowed or {})
     if n >= 2 then return true end
     why = ("this process may run on %d CPU only (/proc/self/status Cpus_allowed_list %s)"):format(n, tostring(list))
   elseif M.meaning[name] ~= nil then

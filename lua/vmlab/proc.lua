@@ -73,19 +73,149 @@ local function key_values(text, t)
   return t
 end
 
+-- status fields written in hexadecimal: kept as the file's strings (a mask
+-- such as "0000000000200000" is not the decimal number it looks like).
+local HEX_FIELDS = { SigPnd = true, ShdPnd = true, SigBlk = true, SigIgn = true, SigCgt = true,
+  CapInh = true, CapPrm = true, CapEff = true, CapBnd = true, CapAmb = true,
+  Cpus_allowed = true, Mems_allowed = true }
+
+-- "0-3,6,8-9" -> {0, 1, 2, 3, 6, 8, 9}
+local function cpu_list(list)
+  local cpus = {}
+  for a, b in (list or ""):gmatch("(%d+)%-?(%d*)") do
+    for c = tonumber(a), b ~= "" and tonumber(b) or tonumber(a) do cpus[#cpus + 1] = c end
+  end
+  return cpus
+end
+
 --- All fields of /proc/PID/status; sizes (kB in the file) in bytes, single
--- integers as integers, the rest as strings. Conveniences: `rss` (VmRSS),
+-- integers as integers, the rest as strings (the hexadecimal masks such as
+-- CapEff and SigBlk stay strings). Conveniences: `rss` (VmRSS),
 -- `virt` (VmSize), `hwm` (VmHWM), `peak` (VmPeak), `data` (VmData),
--- `stack` (VmStk), `swap` (VmSwap), `rss_anon`, `rss_file`, `rss_shmem`, `threads`.
+-- `stack` (VmStk), `swap` (VmSwap), `rss_anon`, `rss_file`, `rss_shmem`, `threads`,
+-- `uid` and `euid` (real and effective user id, integers), `cap_eff` (the
+-- effective capability set as an integer bit mask) and `cpus_allowed` (the
+-- list of CPU numbers in Cpus_allowed_list).
 -- @param pid integer or "self"
 -- @return table, or nil, msg, errno
 function M.status(pid)
   local text, err, code = slurp(proc_path(pid, "status", "status"))
   if not text then return nil, err, code end
   local t = key_values(text)
+  for k in pairs(HEX_FIELDS) do
+    local raw = text:match("\n" .. k .. ":[ \t]*(%x+)")
+    if raw then t[k] = raw end
+  end
   t.rss, t.virt, t.hwm, t.peak = t.VmRSS, t.VmSize, t.VmHWM, t.VmPeak
   t.data, t.stack, t.swap = t.VmData, t.VmStk, t.VmSwap
   t.rss_anon, t.rss_file, t.rss_shmem, t.threads = t.RssAnon, t.RssFile, t.RssShmem, t.Threads
+  local uid, euid = text:match("\nUid:%s*(%d+)%s+(%d+)")
+  t.uid, t.euid = math.tointeger(tonumber(uid)), math.tointeger(tonumber(euid))
+  t.cap_eff = t.CapEff and math.tointeger(tonumber(t.CapEff, 16)) or nil
+  t.cpus_allowed = t.Cpus_allowed_list and cpu_list(tostring(t.Cpus_allowed_list)) or nil
+  return t
+end
+
+--- This process's (or pid's) resident set size in bytes: the one RSS reader
+-- (the second field of /proc/PID/statm, as VmRSS in status, read cheaply).
+-- @return bytes, or nil, msg, errno
+function M.rss(pid)
+  local text, err, code = slurp(proc_path(pid, "statm", "rss"))
+  if not text then return nil, err, code end
+  local res = text:match("^%d+%s+(%d+)")
+  if not res then return nil, "rss: cannot parse /proc statm" end
+  return tonumber(res) * page_size
+end
+
+--- The path of `name` under /proc/PID (e.g. "exe" for the program to
+-- re-execute), for the places that hand a /proc path to another program.
+-- @return string
+function M.path(pid, name)
+  if type(name) ~= "string" or not name:match("^[%w_]+$") then
+    error("bad argument #2 to 'path' (a /proc file name of letters, digits and _ expected)", 2)
+  end
+  return proc_path(pid, name, "path")
+end
+
+--- Does process `pid` exist (its /proc/PID/stat can be read)?
+-- @return boolean
+function M.alive(pid)
+  return M.exists(proc_path(pid, "stat", "alive"))
+end
+
+--- /proc/PID/cmdline: the argument vector as a list of strings.
+-- @return list, or nil, msg, errno
+function M.cmdline(pid)
+  local text, err, code = slurp(proc_path(pid, "cmdline", "cmdline"))
+  if not text then return nil, err, code end
+  local words = {}
+  for w in text:gmatch("([^%z]*)%z") do words[#words + 1] = w end
+  return words
+end
+
+--- /proc/PID/cgroup: one entry per hierarchy, {id = integer, controllers =
+-- {"memory", ...} (empty for the v2 hierarchy, id 0), path = "/user.slice/..."}.
+-- @return list, or nil, msg, errno
+function M.cgroup(pid)
+  local text, err, code = slurp(proc_path(pid, "cgroup", "cgroup"))
+  if not text then return nil, err, code end
+  local list = {}
+  for line in text:gmatch("[^\n]+") do
+    local id, controllers, path = line:match("^(%d+):([^:]*):(.*)$")
+    if id then
+      local names = {}
+      for c in controllers:gmatch("[^,]+") do names[#names + 1] = c end
+      list[#list + 1] = { id = tonumber(id), controllers = names, path = path }
+    end
+  end
+  return list
+end
+
+-- "\040" (how mountinfo writes a space in a path) -> " "
+local function unescape(s)
+  return (s:gsub("\\(%d%d%d)", function(o) return string.char(tonumber(o, 8)) end))
+end
+
+--- /proc/PID/mountinfo: one entry per mount, {id =, parent =, dev = "8:1",
+-- root =, mountpoint =, options = "rw,relatime", fstype = "ext4", source =,
+-- super_options =}; paths with their octal escapes decoded.
+-- @return list, or nil, msg, errno
+function M.mountinfo(pid)
+  local text, err, code = slurp(proc_path(pid, "mountinfo", "mountinfo"))
+  if not text then return nil, err, code end
+  local list = {}
+  for line in text:gmatch("[^\n]+") do
+    local id, parent, dev, root, mnt, opts, fstype, source, sopts =
+      line:match("^(%d+) (%d+) (%S+) (%S+) (%S+) (%S+) .-%- (%S+) (%S+) ?(%S*)")
+    if id then
+      list[#list + 1] = { id = tonumber(id), parent = tonumber(parent), dev = dev, root = unescape(root),
+        mountpoint = unescape(mnt), options = opts, fstype = fstype, source = unescape(source),
+        super_options = sopts }
+    end
+  end
+  return list
+end
+
+--- /proc/PID/oom_score: the kernel's badness score for the OOM killer (0-1000 or so).
+-- @return integer, or nil, msg, errno
+function M.oom_score(pid)
+  local text, err, code = slurp(proc_path(pid, "oom_score", "oom_score"))
+  if not text then return nil, err, code end
+  return math.tointeger(tonumber(text:match("%-?%d+") or ""))
+end
+
+--- /proc/PID/ksm_stat (Linux 6.1+): this process's KSM counters
+-- ({ksm_rmap_items =, ksm_merging_pages =, ksm_zero_pages =, ...} as numbers;
+-- yes/no fields as booleans).
+-- @return table, or nil, msg, errno
+function M.ksm_stat(pid)
+  local text, err, code = slurp(proc_path(pid, "ksm_stat", "ksm_stat"))
+  if not text then return nil, err, code end
+  local t = {}
+  for k, v in text:gmatch("(%S+)%s+(%S+)") do
+    local n = math.tointeger(tonumber(v))
+    if n then t[k] = n elseif v == "yes" or v == "no" then t[k] = v == "yes" else t[k] = v end
+  end
   return t
 end
 
@@ -220,6 +350,61 @@ function M.meminfo()
   t.total, t.free, t.available, t.cached = t.MemTotal, t.MemFree, t.MemAvailable, t.Cached
   t.hugepage_size = t.Hugepagesize
   return t
+end
+
+--- /proc/vmstat: the kernel's event and page counters, name -> integer.
+-- @return table, or nil, msg, errno
+function M.vmstat()
+  local text, err, code = slurp("/proc/vmstat")
+  if not text then return nil, err, code end
+  local t = {}
+  for k, v in text:gmatch("(%S+)%s+(%d+)") do t[k] = math.tointeger(tonumber(v)) end
+  return t
+end
+
+--- /proc/swaps: the swap areas in use, {filename =, type = "file"|"partition",
+-- size = bytes, used = bytes, priority = integer} (filename with escapes decoded).
+-- @return list, or nil, msg, errno
+function M.swaps()
+  local text, err, code = slurp("/proc/swaps")
+  if not text then return nil, err, code end
+  local list = {}
+  for line in text:gmatch("[^\n]+") do
+    local name, kind, size, used, prio = line:match("^(%S+)%s+(%S+)%s+(%d+)%s+(%d+)%s+(%-?%d+)")
+    if name then
+      list[#list + 1] = { filename = unescape(name), type = kind, size = tonumber(size) * KB,
+        used = tonumber(used) * KB, priority = tonumber(prio) }
+    end
+  end
+  return list
+end
+
+--- The flags of the first CPU in /proc/cpuinfo as a set ({pse = true, ...}),
+-- or an empty set where the file lists none.
+-- @return table, or nil, msg, errno
+function M.cpu_flags()
+  local text, err, code = slurp("/proc/cpuinfo")
+  if not text then return nil, err, code end
+  local flags = {}
+  for f in (text:match("\nflags%s*:([^\n]*)") or text:match("^flags%s*:([^\n]*)") or ""):gmatch("%S+") do
+    flags[f] = true
+  end
+  return flags
+end
+
+--- A kernel setting from /proc/sys: `name` as sysctl(8) writes it
+-- ("vm.overcommit_memory", "kernel.osrelease") or as its path below /proc/sys
+-- ("vm/page-cluster"). The first line: an integer when it is one, else the text.
+-- @return integer or string, or nil, msg, errno (no such setting, or not readable)
+function M.sysctl(name)
+  if type(name) ~= "string" or not name:match("^[%w_%-]+[%./][%w_%-%./]*$") or name:find("..", 1, true) then
+    error(("bad argument #1 to 'sysctl' (a setting name such as \"vm.swappiness\" expected, got %s)")
+      :format(type(name) == "string" and ("%q"):format(name:sub(1, 40)) or type(name)), 2)
+  end
+  local text, err, code = slurp("/proc/sys/" .. name:gsub("%.", "/"))
+  if not text then return nil, err, code end
+  text = text:match("^[^\n]*")
+  return math.tointeger(tonumber(text:match("^%s*%-?%d+%s*$") and text or "")) or text
 end
 
 -- The first line of a small file: integer if it is one, else the string; nil if unreadable.

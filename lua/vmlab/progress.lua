@@ -29,14 +29,9 @@ function M.is_terminal(f)
   return core.isatty(f)
 end
 
--- VmRSS from /proc/self/statm, in bytes (nil if unreadable).
+-- This process's RSS in bytes (vmlab.proc.rss; nil if unreadable).
 local function rss_now()
-  local fh = io.open("/proc/self/statm", "r")
-  if not fh then return nil end
-  local line = fh:read("l")
-  fh:close()
-  local res = line and line:match("^%d+%s+(%d+)")
-  return res and tonumber(res) * core.page_size
+  return (require("vmlab.proc").rss())
 end
 M.rss_now = rss_now
 

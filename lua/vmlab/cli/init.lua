@@ -166,13 +166,9 @@ end
 -- as a process called argv0, or nil when it already is called that (or
 -- /proc cannot tell). bin/vmlab uses it for the commands in cli.named.
 function cli.renamed_argv(argv0)
-  local f = io.open("/proc/self/cmdline", "rb")
-  if not f then return nil end
-  local raw = f:read("a")
-  f:close()
-  local words = {}
-  for w in raw:gmatch("([^%z]*)%z") do words[#words + 1] = w end
-  if #words == 0 or words[1] == argv0 then return nil end
+  local ok, proc = pcall(require, "vmlab.proc") -- needs the C module; without it, nothing to do
+  local words = ok and proc.cmdline()
+  if not words or #words == 0 or words[1] == argv0 then return nil end
   return words
 end
 
@@ -191,7 +187,7 @@ function cli.become(argv)
   if not words then return end
   local ok, vm = pcall(require, "vmlab")
   if not ok or not vm.exec then return end
-  words[1] = "/proc/self/exe" -- the same interpreter, whatever PATH says
+  words[1] = vm.proc.path("self", "exe") -- the same interpreter, whatever PATH says
   pcall(vm.exec, words, { argv0 = "vmlab-" .. name })
 end
 

@@ -17,7 +17,7 @@ local units = require "vmlab.units"
 local PAGE = vm.page_size
 local SAMPLES = 16 -- pages read back to check contents / compare frames
 
-local function rss() return assert(vm.proc.status()).VmRSS end
+local function rss() return assert(vm.proc.rss()) end
 local function minor_faults() return vm.rusage("self").minor_faults end
 local now = vm.now
 

@@ -22,13 +22,10 @@ end
 -- The file system type holding path (longest mount point in /proc/self/mountinfo).
 local function fs_type(path)
   local best, best_len = nil, -1
-  for line in io.lines("/proc/self/mountinfo") do
-    local mnt, fstype = line:match("^%S+ %S+ %S+ %S+ (%S+) .- %- (%S+) ")
-    if mnt then
-      mnt = mnt:gsub("\\(%d%d%d)", function(o) return string.char(tonumber(o, 8)) end)
-      local prefix = mnt == "/" and "/" or mnt .. "/"
-      if (path:sub(1, #prefix) == prefix or path == mnt) and #mnt > best_len then best, best_len = fstype, #mnt end
-    end
+  for _, m in ipairs(vm.proc.mountinfo() or {}) do
+    local mnt = m.mountpoint
+    local prefix = mnt == "/" and "/" or mnt .. "/"
+    if (path:sub(1, #prefix) == prefix or path == mnt) and #mnt > best_len then best, best_len = m.fstype, #mnt end
   end
   return best
 end

@@ -53,25 +53,10 @@ local function words(v)
   return list
 end
 
--- The CPUs this process may run on, from /proc/self/status.
+-- The CPUs this process may run on (Cpus_allowed_list in /proc/self/status).
 local function cpus_allowed()
-  local cpus = {}
-  for line in io.lines("/proc/self/status") do
-    local list = line:match("^Cpus_allowed_list:%s*(%S+)")
-    if list then
-      for a, b in list:gmatch("(%d+)%-?(%d*)") do
-        for c = tonumber(a), b ~= "" and tonumber(b) or tonumber(a) do cpus[#cpus + 1] = c end
-      end
-    end
-  end
-  return cpus
-end
-
-local function read_number(path)
-  local f = io.open(path)
-  local v = f and tonumber(f:read("l"))
-  if f then f:close() end
-  return v
+  local st = vm.proc.status()
+  return st and st.cpus_allowed or {}
 end
 
 --- params: sizes, methods, placements (comma lists), budget (seconds per
@@ -112,8 +97,8 @@ function M.run(p)
           else
             row.skipped = err
             if method == "mqueue" and tostring(err):find("Invalid argument") then
-              local max = read_number("/proc/sys/fs/mqueue/msgsize_max")
-              if max and size > max then
+              local max = vm.proc.sysctl("fs.mqueue.msgsize_max")
+              if math.type(max) == "integer" and size > max then
                 row.skipped = ("%s (msgsize_max is %d)"):format(err, max)
               end
             end

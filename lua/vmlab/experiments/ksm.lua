@@ -95,7 +95,7 @@ else
   end
 end
 
-local slurp, number_at, exists = vm.proc.read_file, vm.proc.number_at, vm.proc.exists
+local number_at, exists = vm.proc.number_at, vm.proc.exists
 
 
 local function ksm(name) return number_at(KSM .. name) end
@@ -111,11 +111,7 @@ end
 
 -- This process's KSM counters (/proc/self/ksm_stat, Linux 6.1+), or nil.
 local function ksm_stat()
-  local s = slurp("/proc/self/ksm_stat")
-  if not s then return nil end
-  local t = {}
-  for k, v in s:gmatch("(%S+)%s+(%d+)") do t[k] = math.tointeger(tonumber(v)) end
-  return t
+  return (vm.proc.ksm_stat())
 end
 
 -- What the region looks like now: frames (root), exclusive pages (pagemap),
@@ -189,7 +185,7 @@ local function lock(limit)
   while true do
     if os.execute(("ln -s %d %s 2>/dev/null"):format(me, undo.quote(M.lock_path))) then return true end
     local pid = lock_owner()
-    if pid and not exists("/proc/" .. pid .. "/stat") then -- its owner is gone: stale
+    if pid and not vm.proc.alive(pid) then -- its owner is gone: stale
       os.execute(("[ \"$(readlink %s)\" = %d ] && rm -f %s"):format(undo.quote(M.lock_path), pid,
         undo.quote(M.lock_path)))
     elseif vm.now() - t0 > limit then

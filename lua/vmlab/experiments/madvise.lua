@@ -12,7 +12,7 @@ local pagecache = require "vmlab.pagecache"
 local PAGE = vm.page_size
 
 -- VmRSS in bytes.
-local function rss() return assert(vm.proc.status()).VmRSS end
+local function rss() return assert(vm.proc.rss()) end
 
 -- One field (in bytes) of the smaps entry of the mapping that holds address.
 local function smaps_field(address, field)

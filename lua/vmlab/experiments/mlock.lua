@@ -90,7 +90,7 @@ local function limit_demo(limit, small, big, privileged)
       .. "if s then print('limit', s) end end",
   }, "\n")
   local cmd = ("prlimit --memlock=%d:%d setpriv --inh-caps=-ipc_lock --bounding-set=-ipc_lock %s -e %s 2>&1")
-    :format(limit, limit, shell_quote("/proc/" .. pid .. "/exe"), shell_quote(script))
+    :format(limit, limit, shell_quote(vm.proc.path(pid, "exe")), shell_quote(script))
   local p = io.popen(cmd)
   local text = p:read("a")
   p:close()

@@ -75,11 +75,9 @@ local function writer(shared, write)
     if vm.now() > deadline then return 3 end
     vm.sleep(0.001)
   end
-  local f = io.open("/proc/self/oom_score")
-  local score = f and math.tointeger(tonumber(f:read("l") or "")) or -1
-  if f then f:close() end
+  local score = vm.proc.oom_score() or -1
   shared:atomic_store(8, score)
-  shared:atomic_store(24, vm.proc.status().VmRSS) -- what it had before writing (charged elsewhere)
+  shared:atomic_store(24, vm.proc.rss() or 0) -- what it had before writing (charged elsewhere)
   local r = vm.mmap(write, { noreserve = true })
   if not r then return 4 end
   r:advise("nohugepage")
@@ -91,7 +89,7 @@ local function writer(shared, write)
     if n <= SLOTS then
       local at = 64 + (n - 1) * 24
       shared:atomic_store(at, off + MiB)
-      shared:atomic_store(at + 8, vm.proc.status().VmRSS)
+      shared:atomic_store(at + 8, vm.proc.rss() or 0)
       shared:atomic_store(at + 16, math.floor((vm.now() - t0) * 1e6))
       shared:atomic_store(16, n)
     end
@@ -175,7 +173,7 @@ local function under_rlimit(p, result)
       h:fill(0x5a)
       blocks[#blocks + 1] = h
     end
-    return { allocated = #blocks * MiB, failed = failed, error = errmsg, rss = vm.proc.status().VmRSS }
+    return { allocated = #blocks * MiB, failed = failed, error = errmsg, rss = vm.proc.rss() }
   end, { timeout = 60 })
   if not child then
     return nil, "the RLIMIT_AS child failed: " .. tostring(st and (st.error or st.signal_name) or st)

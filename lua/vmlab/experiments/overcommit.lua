@@ -42,7 +42,7 @@ local M = {
 local POLICY = { [0] = "heuristic", [1] = "always overcommit", [2] = "strict: never overcommit" }
 
 local function meminfo() return assert(vm.proc.meminfo()) end
-local function rss() return assert(vm.proc.status()).VmRSS end
+local function rss() return assert(vm.proc.rss()) end
 
 -- One attempt in this process: call(size) -> region or nil, msg. Measures the
 -- commit charge and RSS while the allocation is held.

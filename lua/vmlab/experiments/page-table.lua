@@ -30,9 +30,8 @@ local function bit_length(n)
 end
 
 local function machine()
-  local f = io.open("/proc/sys/kernel/arch")
-  local arch = f and f:read("l")
-  if f then f:close() end
+  local arch = vm.proc.sysctl("kernel.arch")
+  if type(arch) ~= "string" then arch = nil end
   if not arch or arch == "" then
     local p = io.popen("uname -m 2>/dev/null")
     arch = p and p:read("l")
@@ -83,16 +82,8 @@ local function join(ix, offset, layout)
 end
 
 local function cpu_has(flag)
-  local f = io.open("/proc/cpuinfo")
-  if not f then return false end
-  for line in f:lines() do
-    if line:match("^flags") then
-      f:close()
-      return (" " .. line .. " "):find(" " .. flag .. " ", 1, true) ~= nil
-    end
-  end
-  f:close()
-  return false
+  local flags = vm.proc.cpu_flags()
+  return flags ~= nil and flags[flag] == true
 end
 
 -- One row: the address, its indices and offset, and what pagemap says.

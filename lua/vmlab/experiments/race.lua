@@ -51,16 +51,10 @@ local M = {
 
 local COUNTER, READY, DONE, SEM, TIMES = 0, 128, 136, 192, 256
 
+-- How many CPUs this process may run on (Cpus_allowed_list).
 local function cpus_allowed()
-  for line in io.lines("/proc/self/status") do
-    local list = line:match("^Cpus_allowed_list:%s*(%S+)")
-    if list then
-      local n = 0
-      for a, b in list:gmatch("(%d+)%-?(%d*)") do n = n + (b ~= "" and tonumber(b) - tonumber(a) + 1 or 1) end
-      return n
-    end
-  end
-  return 1
+  local st = vm.proc.status()
+  return st and st.cpus_allowed and #st.cpus_allowed or 1
 end
 
 -- Run `loop(s)` in `n` forked processes started together; returns the

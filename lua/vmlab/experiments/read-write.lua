@@ -44,7 +44,7 @@ local M = {
 }
 
 local function rss()
-  return assert(vm.proc.status()).VmRSS
+  return assert(vm.proc.rss())
 end
 
 -- Distinct physical frames behind the present pages of r, or nil, reason.

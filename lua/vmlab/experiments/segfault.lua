@@ -131,10 +131,8 @@ end
 -- ip IP sp SP error N in ..."), where dmesg is readable and the kernel logs
 -- unhandled signals (debug.exception-trace); decoded into result.kernel_*.
 function M.kernel_side(result, pid)
-  local trace = io.open("/proc/sys/debug/exception-trace")
-  local on = trace and trace:read("l")
-  if trace then trace:close() end
-  result.exception_trace = on
+  local on = vm.proc.sysctl("debug.exception-trace")
+  result.exception_trace = on ~= nil and tostring(on) or nil
   local line
   for _ = 1, 20 do -- the line may reach the log a moment after the child is reaped
     local p = io.popen("dmesg 2>/dev/null")
@@ -156,9 +154,7 @@ function M.kernel_side(result, pid)
     result.kernel_address = tonumber(addr, 16)
     result.kernel_ip = tonumber(ip, 16)
     result.kernel_error = math.tointeger(tonumber(code))
-    local arch = io.open("/proc/sys/kernel/arch")
-    local a = arch and arch:read("l")
-    if arch then arch:close() end
+    local a = vm.proc.sysctl("kernel.arch")
     if a == "x86_64" or a == "i686" or a == "i386" then
       result.kernel_error_means = M.decode_error(result.kernel_error)
     end

@@ -127,11 +127,19 @@ end
 
 local slurp, exists = vm.proc.read_file, vm.proc.exists
 
+-- Does /proc/swaps list the swap file at path?
+local function swap_listed(path)
+  for _, s in ipairs(vm.proc.swaps() or {}) do
+    if s.filename == path then return true end
+  end
+  return false
+end
+
 
 -- /proc/vmstat as numbers.
 local function vmstat()
   local t = {}
-  for k, v in (slurp("/proc/vmstat") or ""):gmatch("(%S+)%s+(%d+)") do t[k] = math.tointeger(tonumber(v)) end
+  for k, v in pairs(vm.proc.vmstat() or {}) do t[k] = v end
   return t
 end
 
@@ -196,7 +204,7 @@ function M.sweep()
   for _, parent in ipairs(dir_candidates()) do
     for _, name in ipairs(vm.listdir(parent) or {}) do
       local pid = math.tointeger(tonumber(name:match("^vmlab%-swap%-(%d+)%-%d+$") or ""))
-      if pid and pid ~= vm.getpid() and not exists("/proc/" .. pid .. "/stat") then
+      if pid and pid ~= vm.getpid() and not vm.proc.alive(pid) then
         local d = parent .. "/" .. name
         local f = d .. "/swapfile"
         os.execute(("swapoff %s 2>/dev/null; grep -qF %s /proc/swaps || { rm -f %s; rmdir %s; } 2>/dev/null")
@@ -274,7 +282,7 @@ local function try_swapfile(dir, bytes, u)
     ok, err = make("dd")
     if not ok then err = first .. "; then with dd: " .. err end
   end
-  if ok and not (slurp("/proc/swaps") or ""):find(f, 1, true) then
+  if ok and not swap_listed(f) then
     ok, err = nil, "swapon said yes but /proc/swaps does not list " .. f
   end
   if not ok then
@@ -401,15 +409,15 @@ function M.run(p)
   local ok, err = pcall(function()
     result.swap_total, result.swap_free = meminfo_swap()
     result.swap_on = result.swap_total > 0
-    result.page_cluster = math.tointeger(tonumber((slurp("/proc/sys/vm/page-cluster") or ""):match("%d+") or ""))
+    local pc = vm.proc.sysctl("vm.page-cluster")
+    result.page_cluster = math.type(pc) == "integer" and pc or nil
     local z = (slurp("/sys/module/zswap/parameters/enabled") or ""):match("^%s*(%S)")
     result.zswap = z == "Y" or z == "1"
     measure(p, result)
   end)
   if u then
     local uok, uerr = u:run()
-    local swaps = slurp("/proc/swaps") or ""
-    result.swapfile.removed = uok and not swaps:find(result.swapfile.path, 1, true)
+    result.swapfile.removed = uok and not swap_listed(result.swapfile.path)
       and not exists(result.swapfile.path) or false
     if not uok then result.swapfile.remove_error = uerr end
   end
