@@ -23,7 +23,7 @@ local function show(label, t)
 end
 local results = {}
 for _, content in ipairs { "same", "distinct" } do
-  local r = experiments.run("ksm", { pages = 32, content = content, timeout = 4 })
+  local r = experiments.run("ksm", { size = 32 * require("vmlab").page_size, content = content, timeout = 4 })
   results[content] = r
   print(("%s contents:%s"):format(content, r.ksm_refused and (" not measured: " .. r.ksm_refused) or ""))
   show("before", r.before)

@@ -60,7 +60,7 @@ describe("the ksm experiment", function()
 
   describe("identical pages", function()
     local r
-    setup(function() r = experiments.run("ksm", { pages = 32, timeout = 5 }) end)
+    setup(function() r = experiments.run("ksm", { size = 32 * vm.page_size, timeout = 5 }) end)
 
     it("are merged by KSM, into one frame, and Pss falls", function()
       vassert.claim_holds(r, "merged")
@@ -91,7 +91,7 @@ describe("the ksm experiment", function()
 
   describe("pages of different contents (--content distinct)", function()
     local r
-    setup(function() r = experiments.run("ksm", { pages = 32, content = "distinct", timeout = 3 }) end)
+    setup(function() r = experiments.run("ksm", { size = 32 * vm.page_size, content = "distinct", timeout = 3 }) end)
 
     it("are not merged, and a write to one is no fault at all", function()
       if not vassert.requires("ksm_usable") then return end
@@ -121,7 +121,7 @@ describe("the ksm experiment", function()
           io.stdout:flush()
           vm.kill(vm.getpid(), "KILL")
         end)
-        require("vmlab.experiments").run("ksm", { pages = 16, timeout = 5 })]]))))
+        require("vmlab.experiments").run("ksm", { size = 16 * vm.page_size, timeout = 5 })]]))))
       local out = p:read("a")
       p:close()
       assert.matches("run 1", out, 1, true) -- it was killed while KSM ran for it
@@ -131,8 +131,8 @@ describe("the ksm experiment", function()
     end)
 
   it("refuses bad params with a clear message", function()
-    assert.error_matches(function() experiments.run("ksm", { pages = 1 }) end,
-      "experiment 'ksm': parameter 'pages': 1 is below the minimum 2")
+    assert.error_matches(function() experiments.run("ksm", { size = vm.page_size }) end,
+      "experiment 'ksm': parameter 'size': %S+ is below the minimum %S+") -- one page; two at least
     assert.error_matches(function() experiments.run("ksm", { timeout = 0 }) end,
       "experiment 'ksm': parameter 'timeout': 0 s is below the minimum 10%.0 ms")
   end)

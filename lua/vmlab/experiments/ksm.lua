@@ -21,13 +21,14 @@ local KSM = "/sys/kernel/mm/ksm/"
 local M = {
   name = "ksm",
   summary = "identical pages advised MERGEABLE are merged by KSM into one frame; a write unmerges one (COW)",
-  tour = { pages = 32, timeout = 4.0 },
-  writes = function(p) return p.pages * vm.page_size end,
+  tour = { size = 32 * vm.page_size, timeout = 4.0 },
+  writes = function(p) return (p.size + vm.page_size - 1) // vm.page_size * vm.page_size end,
 }
 
 local PARAMS = {
-  { name = "pages", default = 64, unit = "pages", min = 2, max = 1 << 20,
-    help = "pages of the region advised MADV_MERGEABLE" },
+  { name = "size", default = 64 * vm.page_size, unit = "bytes", min = 2 * vm.page_size,
+    max = (1 << 20) * vm.page_size,
+    help = "memory advised MADV_MERGEABLE (whole pages: rounded up)" },
   { name = "content", default = "same", unit = "choice", choices = { "same", "distinct" },
     help = "same: every page holds the same bytes; distinct: every page different (nothing to merge)" },
   { name = "timeout", default = 5.0, unit = "seconds", min = 0.01, max = 600,
@@ -57,6 +58,7 @@ local SNAPSHOT = {
 local FIELDS = {
   fd("content", "text", "same or distinct page contents", { optional = false }),
   fd("pages", "count", "pages in the region", { optional = false }),
+  fd("size", "bytes", "the region's size (whole pages)", { optional = false }),
   fd("ksm_run_before", "count", "/sys/kernel/mm/ksm/run before the run"),
   fd("started", "boolean", "this run started KSM (root)", { optional = false }),
   fd("sped_up", "text", "the scan settings this run used (root)"),
@@ -231,19 +233,19 @@ local function take_over(result)
 end
 
 local function measure(p, result)
-  local size = p.pages * vm.page_size
-  local r <close> = assert(vm.mmap(size))
+  local pages = result.pages
+  local r <close> = assert(vm.mmap(result.size))
   r:advise("nohugepage")
   r:fill(0x5a) -- not zero: KSM may treat zero pages apart (use_zero_pages)
   if p.content == "distinct" then
-    for i = 0, p.pages - 1 do r:write(i * vm.page_size, string.pack("<i8", i + 1)) end
+    for i = 0, pages - 1 do r:write(i * vm.page_size, string.pack("<i8", i + 1)) end
   end
   result.before = snapshot(r)
   local ok, err = r:advise("mergeable")
   if not ok then result.ksm_refused = "madvise(MADV_MERGEABLE) failed: " .. tostring(err); return end
   -- merging takes ksmd two scans (one to see a page unchanged, one to merge it);
   -- pages that cannot merge (distinct) are given a few scans
-  local target = p.content == "same" and p.pages or nil
+  local target = p.content == "same" and pages or nil
   local waited, scans = wait_scans(p.content == "same" and math.huge or 4, p.timeout, target and function()
     local n = merged_count(snapshot(r), r)
     return n ~= nil and n >= target
@@ -261,17 +263,20 @@ local function measure(p, result)
   r:advise("unmergeable") -- this process's pages leave KSM now (closing would too, at ksmd's next scan)
 end
 
---- params: pages (identical pages to merge), content ("same", or "distinct":
--- every page different, nothing to merge), timeout (seconds to wait for merging)
+--- params: size (bytes of identical pages to merge, rounded up to whole
+-- pages), content ("same", or "distinct": every page different, nothing to
+-- merge), timeout (seconds to wait for merging)
 function M.run(p)
-  if not (math.type(p.pages) == "integer" and p.pages >= 2 and p.pages <= 1 << 20) then
-    error("ksm: pages must be an integer from 2 to 1048576", 0)
+  local ps = vm.page_size
+  if not (math.type(p.size) == "integer" and p.size >= 2 * ps and p.size <= (1 << 20) * ps) then
+    error(("ksm: size must be an integer number of bytes from %d to %d"):format(2 * ps, (1 << 20) * ps), 0)
   end
+  local pages = (p.size + ps - 1) // ps
   if not (type(p.timeout) == "number" and p.timeout > 0 and p.timeout <= 600) then
     error("ksm: timeout must be a number of seconds above 0 (at most 600)", 0)
   end
   local k = require("vmlab.kernel")() -- the probes describe the machine before any change of ours
-  local result = { pages = p.pages, content = p.content, ksm_run_before = ksm("run"), started = false }
+  local result = { pages = pages, size = pages * ps, content = p.content, ksm_run_before = ksm("run"), started = false }
   if result.ksm_run_before == nil then
     result.ksm_refused = "this kernel has no KSM (no " .. KSM .. "run)"
     return result
