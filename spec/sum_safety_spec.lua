@@ -6,32 +6,10 @@
 local vm = require "vmlab"
 local ring = require "vmlab.sum.ring"
 
-local function shq(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local TMP = os.tmpname()
-local made = {}
-local function tmp(suffix)
-  local path = TMP .. "-" .. suffix
-  made[#made + 1] = path
-  return path
-end
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-local function spit(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
--- The command in a fresh lua5.4 that finds this checkout's modules and build
--- (one simple command: it can sit in a pipeline, after `exec`, with redirections).
-local CLI = ("env LUA_PATH=%s LUA_CPATH=%s lua5.4 -e %s /dev/null sum"):format(shq(package.path),
-  shq(package.cpath), shq('os.exit(require("vmlab.cli").main(arg))'))
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local H = dofile(here .. "support/sum_helpers.lua").new()
+local shq, tmp, slurp, spit, CLI = H.shq, H.tmp, H.slurp, H.spit, H.CLI
+local eventually, gone, children_of, objects_of, start = H.eventually, H.gone, H.children_of, H.objects_of, H.start
 
 -- sh -c SCRIPT (CLI stands for the command); returns exit code, stdout, stderr.
 local function sh(script)
@@ -39,65 +17,6 @@ local function sh(script)
   local _, how, code = os.execute(("(%s) > %s 2> %s"):format(script:gsub("CLI", function() return CLI end),
     shq(out), shq(err)))
   return how == "exit" and code or 128 + code, slurp(out) or "", slurp(err) or ""
-end
-
-local function eventually(fn, seconds)
-  local deadline = vm.now() + (seconds or 5)
-  repeat
-    if fn() then return true end
-    vm.sleep(0.01)
-  until vm.now() > deadline
-  return fn() and true or false
-end
-
-local function gone(pid)
-  local st = slurp("/proc/" .. pid .. "/stat")
-  return st == nil or st:match("^.*%) (%a)") == "Z"
-end
-
-local function children_of(pid)
-  local list = {}
-  for _, entry in ipairs(vm.listdir("/proc") or {}) do
-    local st = entry:match("^%d+$") and slurp("/proc/" .. entry .. "/stat")
-    local ppid = st and st:match("^.*%) %a (%d+)")
-    if ppid and tonumber(ppid) == pid then list[#list + 1] = math.tointeger(tonumber(entry)) end
-  end
-  return list
-end
-
-local function objects_of(pid) return vm.shm_list("vmlab-sum-" .. pid .. "-") end
-
--- `vmlab sum ARGS` in the background, its input a pipe: .pid, :feed(text),
--- :child(), :close() -> exit code. `env` goes before the command.
-local function start(args, env)
-  local run = { err = tmp("live-err"), pidfile = tmp("live-pid") }
-  os.remove(run.pidfile)
-  run.pipe = assert(io.popen(("echo $$ > %s; exec env %s %s %s 2> %s"):format(shq(run.pidfile), env or "", CLI,
-    args, shq(run.err)), "w"))
-  assert(eventually(function() return (slurp(run.pidfile) or ""):match("%d+") end))
-  run.pid = math.tointeger(tonumber(slurp(run.pidfile):match("%d+")))
-  function run.feed(_, text)
-    run.pipe:write(text)
-    run.pipe:flush()
-  end
-  function run.child()
-    local kid
-    eventually(function()
-      kid = children_of(run.pid)[1]
-      return kid ~= nil
-    end)
-    return kid
-  end
-  function run.close()
-    local dog = assert(vm.spawn({ "sh", "-c", "sleep 20; kill -9 " .. run.pid }, { env = { LD_PRELOAD = false } }))
-    local _, how, code = run.pipe:close()
-    local sleeps = children_of(dog.pid)
-    dog:kill("KILL") -- the watchdog first (so it runs no kill), then its sleep
-    for _, p in ipairs(sleeps) do vm.kill(p, "KILL") end
-    dog:wait()
-    return how == "exit" and code or 128 + code
-  end
-  return run
 end
 
 -- The shared object of a running parent, mapped through /proc/PID/fd (its
@@ -130,8 +49,7 @@ end
 setup(function() vm.signal_catch("PIPE") end)
 teardown(function()
   vm.signal_restore()
-  for _, path in ipairs(made) do os.remove(path) end
-  os.remove(TMP)
+  H.cleanup()
 end)
 
 describe("the line summer, used the wrong way", function()

@@ -5,26 +5,10 @@ local vm = require "vmlab"
 local ring = require "vmlab.sum.ring"
 local names = require "vmlab.sum.names"
 
-local function shq(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local TMP = os.tmpname()
-local function tmp(suffix) return TMP .. "-" .. suffix end
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-local function spit(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
--- The command in a fresh lua5.4 that finds this checkout's modules and build.
-local CLI = ("export LUA_PATH=%s LUA_CPATH=%s; exec lua5.4 -e %s /dev/null sum"):format(shq(package.path),
-  shq(package.cpath), shq('os.exit(require("vmlab.cli").main(arg))'))
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local H = dofile(here .. "support/sum_helpers.lua").new()
+local shq, tmp, slurp, spit, CLI = H.shq, H.tmp, H.slurp, H.spit, H.CLI
+local eventually, gone, objects_of = H.eventually, H.gone, H.objects_of
 
 -- Run `vmlab sum ARGS < input`; returns exit code, stderr.
 local function run_sum(args, input)
@@ -34,65 +18,12 @@ local function run_sum(args, input)
   return code, slurp(err) or ""
 end
 
-local function eventually(fn, seconds)
-  local deadline = vm.now() + (seconds or 5)
-  repeat
-    if fn() then return true end
-    vm.sleep(0.01)
-  until vm.now() > deadline
-  return fn() and true or false
-end
-
-local function gone(pid) -- no such process, or a zombie waiting for init
-  local st = slurp("/proc/" .. pid .. "/stat")
-  return st == nil or st:match("%) (%a)") == "Z"
-end
-
--- (from /proc: ps(1) hangs under the sanitizer's LD_PRELOAD)
-local function children_of(pid)
-  local list = {}
-  for _, entry in ipairs(vm.listdir("/proc") or {}) do
-    local st = entry:match("^%d+$") and slurp("/proc/" .. entry .. "/stat")
-    local ppid = st and st:match("%) %a (%d+)")
-    if ppid and tonumber(ppid) == pid then list[#list + 1] = math.tointeger(tonumber(entry)) end
-  end
-  return list
-end
-
-local function objects_of(pid) return vm.shm_list("vmlab-sum-" .. pid .. "-") end
-
 -- A run in progress, fed through a pipe: start(args) -> run with .pid, .out,
--- :feed(text), :child() (pid once it exists), :close() -> exit code.
+-- :feed(text), :child() (pid once it exists and the object is unlinked), :close() -> exit code.
 local function start(args)
-  local run = { out = tmp("live-out"), err = tmp("live-err"), pidfile = tmp("pid") }
-  os.remove(run.pidfile)
-  run.pipe = assert(io.popen(("echo $$ > %s; %s --out %s %s 2> %s"):format(shq(run.pidfile), CLI,
-    shq(run.out), args or "", shq(run.err)), "w"))
-  assert(eventually(function() return (slurp(run.pidfile) or ""):match("%d+") end))
-  run.pid = math.tointeger(tonumber(slurp(run.pidfile):match("%d+")))
-  function run.feed(_, text)
-    run.pipe:write(text)
-    run.pipe:flush()
-  end
-  function run.child()
-    local kid
-    eventually(function()
-      kid = children_of(run.pid)[1]
-      return kid ~= nil and #objects_of(run.pid) == 0 -- attached and unlinked
-    end)
-    return kid
-  end
-  function run.close()
-    -- a watchdog, so a run that does not end fails the test instead of hanging it
-    -- (spawned, not forked: a forked copy of busted would hold the pipe open)
-    local dog = assert(vm.spawn({ "sh", "-c", "sleep 20; kill -9 " .. run.pid }, { env = { LD_PRELOAD = false } }))
-    local _, how, code = run.pipe:close()
-    local sleeps = children_of(dog.pid)
-    dog:kill("KILL") -- the watchdog first (so it runs no kill), then its sleep
-    for _, p in ipairs(sleeps) do vm.kill(p, "KILL") end
-    dog:wait()
-    return how == "exit" and code or 128 + code
-  end
+  local out = tmp("live-out")
+  local run = H.start("--out " .. shq(out) .. " " .. (args or ""), nil, true)
+  run.out = out
   return run
 end
 
@@ -105,10 +36,9 @@ end
 
 teardown(function()
   for _, suffix in ipairs({ "in", "err", "out", "out2", "live-out", "live-err", "pid", "a", "b", "c" }) do
-    os.remove(tmp(suffix))
-    os.remove(tmp(suffix) .. ".out")
+    tmp(suffix) -- (so that cleanup removes it and its .out)
   end
-  os.remove(TMP)
+  H.cleanup()
 end)
 
 describe("the line summer", function()
