@@ -106,12 +106,7 @@ local function examples(text)
   return list
 end
 
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local function slurp(path) return assert(require("vmlab.proc").read_file(path)) end
 
 -- Run command with sh in dir (stdin: input or nothing); out, err, exit code.
 local function run(command, dir, env, input)

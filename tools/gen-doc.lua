@@ -184,6 +184,15 @@ end
 
 local function words_of(list) return table.concat(list, " ") end
 
+-- The options of experiment n's parameters (those keep(p) accepts, default all).
+local function param_options(n, keep)
+  local e, v = gen.experiment(n), {}
+  for _, p in ipairs(e and gen.params(e) or {}) do
+    if not keep or keep(p) then v[#v + 1] = option(p.name) end
+  end
+  return v
+end
+
 local function option_words(p)
   local all, valued = {}, {}
   for _, o in ipairs(p._options) do
@@ -217,12 +226,9 @@ function gen.bash()
     if c.name == "run" then
       w("        run)", '            case "$2" in')
       for _, n in ipairs(names) do
-        local e = gen.experiment(n)
-        local v = {}
-        for _, p in ipairs(e and gen.params(e) or {}) do
-          if p.unit ~= "boolean" then v[#v + 1] = option(p.name) end
-        end
-        w(("                %s) echo \"%s\" ;;"):format(n, words_of(v)))
+        w(("                %s) echo \"%s\" ;;"):format(n, words_of(param_options(n, function(p)
+          return p.unit ~= "boolean"
+        end))))
       end
       w("            esac", ('            echo "%s" ;;'):format(words_of(valued)))
     elseif #valued > 0 then
@@ -270,10 +276,7 @@ function gen.bash()
     if c.name == "run" then
       w("        run)", ('            echo "%s"'):format(words_of(all)), '            case "$2" in')
       for _, n in ipairs(names) do
-        local e = gen.experiment(n)
-        local v = {}
-        for _, p in ipairs(e and gen.params(e) or {}) do v[#v + 1] = option(p.name) end
-        w(("                %s) echo \"%s\" ;;"):format(n, words_of(v)))
+        w(("                %s) echo \"%s\" ;;"):format(n, words_of(param_options(n))))
       end
       w("            esac ;;")
     else

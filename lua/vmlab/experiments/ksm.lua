@@ -74,28 +74,7 @@ local FIELDS = {
   fd("after_write", "object", "after the write to page 0 (and two more scans)", { fields = SNAPSHOT }),
 }
 
--- The framework in use: the description format (params and fields described,
--- experiments.defaults) or the earlier one (params as { name = default },
--- a units table, fields as the report's order).
-local function described()
-  local ok, ex = pcall(require, "vmlab.experiments")
-  return ok and type(ex) == "table" and ex.defaults ~= nil
-end
-if described() then
-  M.params, M.fields = PARAMS, FIELDS
-else
-  M.params, M.units, M.fields, M.choices = {}, {}, {}, {}
-  for _, p in ipairs(PARAMS) do
-    M.params[p.name], M.choices[p.name] = p.default, p.choices
-    M.units[p.name] = p.unit == "pages" and "count" or p.unit == "choice" and "text" or p.unit
-  end
-  for _, x in ipairs(FIELDS) do
-    M.fields[#M.fields + 1] = x.name
-    for _, y in ipairs(x.fields or { x }) do
-      M.units[y.name] = (y.unit == "boolean" or y.name:match("^frame")) and "text" or y.unit
-    end
-  end
-end
+M.params, M.fields = PARAMS, FIELDS
 
 local number_at, exists = vm.proc.number_at, vm.proc.exists
 

@@ -102,28 +102,7 @@ local FIELDS = {
       fd("swap_ra_hit", "count", "read-ahead pages then used (swap_ra_hit)") })) }),
 }
 
--- The framework in use: the description format (params and fields described,
--- experiments.defaults) or the earlier one (params as { name = default },
--- a units table, fields as the report's order).
-local function described()
-  local ok, ex = pcall(require, "vmlab.experiments")
-  return ok and type(ex) == "table" and ex.defaults ~= nil
-end
-if described() then
-  M.params, M.fields = PARAMS, FIELDS
-else
-  M.params, M.units, M.fields = {}, {}, {}
-  for _, p in ipairs(PARAMS) do M.params[p.name], M.units[p.name] = p.default, p.unit end
-  local function walk(list)
-    for _, x in ipairs(list) do
-      if x.fields then walk(x.fields)
-      elseif x.unit == "boolean" then M.units[x.name] = "text"
-      else M.units[x.name] = x.unit end
-    end
-  end
-  walk(FIELDS)
-  for _, x in ipairs(FIELDS) do M.fields[#M.fields + 1] = x.name end
-end
+M.params, M.fields = PARAMS, FIELDS
 
 local slurp, exists = vm.proc.read_file, vm.proc.exists
 
