@@ -8,13 +8,7 @@ local vassert = require "vmlab.assert"
 
 local KSM = "/sys/kernel/mm/ksm/"
 
-local function first_line(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local s = f:read("l")
-  f:close()
-  return s
-end
+local first_line = vm.proc.first_line
 
 -- Every KSM setting (the files root may write) with its value, and the
 -- counters of merged pages.

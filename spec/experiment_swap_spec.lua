@@ -8,13 +8,7 @@ local kernel = require "vmlab.kernel"
 
 local MiB = 1024 * 1024
 
-local function slurp(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local function slurp(path) return (vm.proc.read_file(path)) end
 
 local function exists(path)
   local f = io.open(path, "r")

@@ -32,13 +32,7 @@ function M.new()
     os.remove(TMP)
   end
 
-  function H.slurp(path)
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local s = f:read("a")
-    f:close()
-    return s
-  end
+  function H.slurp(path) return (vm.proc.read_file(path)) end
   local slurp = H.slurp
   function H.spit(path, text)
     local f = assert(io.open(path, "wb"))
