@@ -25,7 +25,8 @@ build = {
   type = "builtin",
   modules = {
     ["vmlab.core"] = {
-      sources = { "csrc/blocks.c",
+      sources = { "csrc/basics.c",
+                  "csrc/blocks.c",
                   "csrc/core.c",
                   "csrc/counters.c",
                   "csrc/faultsample.c",
@@ -40,6 +41,7 @@ build = {
                   "csrc/shm.c",
                   "csrc/spawn.c",
                   "csrc/sum.c",
+                  "csrc/support.c",
                   "csrc/touch.c" },
       defines = { "_GNU_SOURCE" },
       libraries = { "rt", "pthread", "dl" },

@@ -22,11 +22,6 @@ static double counters_seconds(struct timeval tv) {
   return (double)tv.tv_sec + (double)tv.tv_usec * 1e-6;
 }
 
-static void counters_set_int(lua_State *L, const char *k, lua_Integer v) {
-  lua_pushinteger(L, v);
-  lua_setfield(L, -2, k);
-}
-
 /* vm.rusage(who = "self"|"children"|"thread") -> {minor_faults=,
    major_faults=, max_rss= (bytes), user_seconds=, system_seconds=,
    voluntary_switches=, involuntary_switches=, block_input=, block_output=}.
@@ -39,17 +34,17 @@ static int counters_rusage(lua_State *L) {
   struct rusage ru;
   if (getrusage(who, &ru) != 0) return vmlab_push_syserror(L, "getrusage", errno);
   lua_createtable(L, 0, 9);
-  counters_set_int(L, "minor_faults", ru.ru_minflt);
-  counters_set_int(L, "major_faults", ru.ru_majflt);
-  counters_set_int(L, "max_rss", (lua_Integer)ru.ru_maxrss * 1024); /* kB */
+  vmlab_set_int(L, "minor_faults", ru.ru_minflt);
+  vmlab_set_int(L, "major_faults", ru.ru_majflt);
+  vmlab_set_int(L, "max_rss", (lua_Integer)ru.ru_maxrss * 1024); /* kB */
   lua_pushnumber(L, counters_seconds(ru.ru_utime));
   lua_setfield(L, -2, "user_seconds");
   lua_pushnumber(L, counters_seconds(ru.ru_stime));
   lua_setfield(L, -2, "system_seconds");
-  counters_set_int(L, "voluntary_switches", ru.ru_nvcsw);
-  counters_set_int(L, "involuntary_switches", ru.ru_nivcsw);
-  counters_set_int(L, "block_input", ru.ru_inblock);
-  counters_set_int(L, "block_output", ru.ru_oublock);
+  vmlab_set_int(L, "voluntary_switches", ru.ru_nvcsw);
+  vmlab_set_int(L, "involuntary_switches", ru.ru_nivcsw);
+  vmlab_set_int(L, "block_input", ru.ru_inblock);
+  vmlab_set_int(L, "block_output", ru.ru_oublock);
   return 1;
 }
 
@@ -139,16 +134,12 @@ int vmlab_perf_paranoid(void) {
   return level;
 }
 
-/* Push "perf_event_open: <strerror(err)>", plus " (perf_event_paranoid=N)"
-   when the kernel refused by policy (EACCES, EPERM) and the setting could be
-   read: out of descriptors (EMFILE) it cannot, and the setting is not the
-   reason anyway. */
-static void counters_push_refusal(lua_State *L, int err) {
+void vmlab_push_perf_refusal(lua_State *L, const char *what, int err) {
   int level = err == EACCES || err == EPERM ? vmlab_perf_paranoid() : -100;
   if (level != -100)
-    lua_pushfstring(L, "perf_event_open: %s (perf_event_paranoid=%d)", strerror(err), level);
+    lua_pushfstring(L, "%s: %s (perf_event_paranoid=%d)", what, strerror(err), level);
   else
-    lua_pushfstring(L, "perf_event_open: %s", strerror(err));
+    lua_pushfstring(L, "%s: %s", what, strerror(err));
 }
 
 /* vm.fault_counter(kind = "minor"|"major"|"all", {source = "auto"|"perf"|
@@ -197,7 +188,7 @@ static int counters_fault_counter(lua_State *L) {
     if (c->fd >= 0) {
       c->perf = 1;
       if (c->user_only) {
-        counters_push_refusal(L, kerr);
+        vmlab_push_perf_refusal(L, "perf_event_open", kerr);
         lua_pushliteral(L, " for kernel-mode faults; counting user-mode faults only");
         lua_concat(L, 2);
       } else {
@@ -206,7 +197,7 @@ static int counters_fault_counter(lua_State *L) {
     } else {
       int err = errno;
       if (source == 1) return vmlab_push_syserror(L, "perf_event_open", err);
-      counters_push_refusal(L, err);
+      vmlab_push_perf_refusal(L, "perf_event_open", err);
     }
   }
   lua_setiuservalue(L, -2, 1); /* the reason, or nil */

@@ -63,14 +63,10 @@ static int faultsample_open_event(int kind, uint64_t period, int exclude_kernel)
   return vmlab_perf_fault_event(&a, faultsample_kinds[kind], exclude_kernel);
 }
 
-/* Push nil, "perf_event_open: <reason> (perf_event_paranoid=N)", err; 3 results. */
+/* Push nil, "<what>: <reason> (perf_event_paranoid=N)", err; 3 results. */
 static int faultsample_refused(lua_State *L, const char *what, int err) {
-  int level = vmlab_perf_paranoid();
   lua_pushnil(L);
-  if (level != -100 && (err == EACCES || err == EPERM))
-    lua_pushfstring(L, "%s: %s (perf_event_paranoid=%d)", what, strerror(err), level);
-  else
-    lua_pushfstring(L, "%s: %s", what, strerror(err));
+  vmlab_push_perf_refusal(L, what, err);
   lua_pushinteger(L, err);
   return 3;
 }

@@ -12,10 +12,6 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#define PAGE_DOWN(x) ((x) & ~(uintptr_t)(vmlab_page_size - 1))
-#define PAGE_UP(x) PAGE_DOWN((x) + vmlab_page_size - 1)
-
-
 #define PM_PRESENT (1ULL << 63)
 #define PM_SWAPPED (1ULL << 62)
 #define PM_FILE_SHARED (1ULL << 61)
@@ -48,8 +44,8 @@ static const char hidden_reason[] =
 /* r:frames(first_page, count) -> {pfn or false, ...}  (false: not present) */
 static int frames_region(lua_State *L) {
   vmlab_region *r = vmlab_check_open(L, 1);
-  uintptr_t first_addr = PAGE_DOWN((uintptr_t)r->addr);
-  size_t total = (PAGE_UP((uintptr_t)r->addr + r->size) - first_addr) / vmlab_page_size;
+  uintptr_t first_addr = VMLAB_PAGE_DOWN((uintptr_t)r->addr);
+  size_t total = (VMLAB_PAGE_UP((uintptr_t)r->addr + r->size) - first_addr) / vmlab_page_size;
   size_t first = vmlab_opt_count(L, 2, 0);
   luaL_argcheck(L, first < total, 2, "first_page is past the last page of the region");
   size_t count = vmlab_opt_count(L, 3, total - first);
@@ -190,8 +186,8 @@ static int frames_region_scan(lua_State *L) {
   vmlab_region *r = vmlab_check_open(L, 1);
   size_t off, len;
   vmlab_check_range(L, 2, 3, r->size, &off, &len);
-  uintptr_t start = PAGE_DOWN((uintptr_t)r->addr + off);
-  uintptr_t end = PAGE_UP((uintptr_t)r->addr + off + len);
+  uintptr_t start = VMLAB_PAGE_DOWN((uintptr_t)r->addr + off);
+  uintptr_t end = VMLAB_PAGE_UP((uintptr_t)r->addr + off + len);
   return frames_push_scan(L, start, end);
 }
 
@@ -202,7 +198,7 @@ static int frames_pagemap_scan(lua_State *L) {
   luaL_argcheck(L, a >= 0, 1, "address must not be negative");
   luaL_argcheck(L, n > 0, 2, "length must be positive");
   luaL_argcheck(L, (lua_Unsigned)n <= UINTPTR_MAX - (uintptr_t)a - vmlab_page_size, 2, "address + length overflows");
-  return frames_push_scan(L, PAGE_DOWN((uintptr_t)a), PAGE_UP((uintptr_t)a + (uintptr_t)n));
+  return frames_push_scan(L, VMLAB_PAGE_DOWN((uintptr_t)a), VMLAB_PAGE_UP((uintptr_t)a + (uintptr_t)n));
 }
 
 void vmlab_open_frames(lua_State *L) {

@@ -51,7 +51,7 @@ static void guard_altstack(guard_thread *t) {
   if (sigaltstack(NULL, &cur) != 0 || !(cur.ss_flags & SS_DISABLE)) return; /* keep the thread's own */
   size_t size = (size_t)64 << 10;
   if (size < 4 * (size_t)SIGSTKSZ) size = 4 * (size_t)SIGSTKSZ;
-  size = (size + vmlab_page_size - 1) & ~(vmlab_page_size - 1);
+  size = VMLAB_PAGE_UP(size);
   unsigned char *p = mmap(NULL, size + vmlab_page_size, PROT_READ | PROT_WRITE,
                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) return; /* faults are still caught, only not a stack overflow */

@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -94,18 +93,10 @@ static int pagecache_file_resident(lua_State *L) {
   int err = errno;
   close(fd);
   if (p == MAP_FAILED) return vmlab_push_syserror(L, "mmap", err);
-  unsigned char *vec = malloc(pages);
-  if (vec == NULL) {
-    munmap(p, size);
-    return vmlab_push_syserror(L, "malloc", ENOMEM);
-  }
-  int rc = mincore(p, size, vec);
-  err = errno;
   size_t cached = 0;
-  for (size_t i = 0; rc == 0 && i < pages; i++) cached += vec[i] & 1;
-  free(vec);
+  err = vmlab_count_resident((uintptr_t)p, pages, &cached);
   munmap(p, size);
-  if (rc != 0) return vmlab_push_syserror(L, "mincore", err);
+  if (err != 0) return vmlab_push_syserror(L, "mincore", err);
   lua_pushinteger(L, (lua_Integer)cached);
   lua_pushinteger(L, (lua_Integer)pages);
   return 2;

@@ -26,24 +26,28 @@
 /* ------------------------------------------------------------------ */
 /* Signals                                                             */
 
-/* Stack value idx as a signal: a number 0..NSIG-1 or a name; def when nil.
-   Errors name the option `opt`, or argument idx when opt is NULL. */
-int vmlab_to_signal(lua_State *L, int idx, int def, const char *opt) {
-  const char *why = NULL;
+int vmlab_parse_signal(lua_State *L, int idx, int def, const char **why) {
   int sig = def, t = lua_type(L, idx);
+  *why = NULL;
   if (t == LUA_TSTRING) {
     size_t len;
     const char *name = lua_tolstring(L, idx, &len);
     sig = memchr(name, '\0', len) != NULL ? -1 : vmlab_signal_number(name);
-    if (sig < 0) why = lua_pushfstring(L, "unknown signal name '%s'", name);
+    if (sig < 0) *why = lua_pushfstring(L, "unknown signal name '%s'", name);
   } else if (t == LUA_TNUMBER) {
     int isint = 0;
     lua_Integer n = lua_tointegerx(L, idx, &isint); /* 15.0 is 15; 15.5 and 2^32+15 are none */
-    if (!isint || n < 0 || n >= NSIG) why = "signal number out of range";
+    if (!isint || n < 0 || n >= NSIG) *why = "signal number out of range";
     else sig = (int)n;
   } else if (t != LUA_TNIL && t != LUA_TNONE) {
-    why = lua_pushfstring(L, "signal name or number expected, got %s", luaL_typename(L, idx));
+    *why = lua_pushfstring(L, "signal name or number expected, got %s", luaL_typename(L, idx));
   }
+  return sig;
+}
+
+int vmlab_to_signal(lua_State *L, int idx, int def, const char *opt) {
+  const char *why;
+  int sig = vmlab_parse_signal(L, idx, def, &why);
   if (why != NULL && opt != NULL) luaL_error(L, "bad option '%s' (%s)", opt, why);
   if (why != NULL) luaL_argerror(L, idx, why);
   return sig;
@@ -91,18 +95,15 @@ pid_t vmlab_child_waitpid(vmlab_child *c, int flags) {
 static void process_push_status(lua_State *L, const vmlab_child *c) {
   int st = c->status;
   lua_createtable(L, 0, 9);
-#define SETF(k, push, v) (push(L, v), lua_setfield(L, -2, k))
-  SETF("pid", lua_pushinteger, c->pid);
-  SETF("status", lua_pushinteger, st);
-  SETF("exited", lua_pushboolean, WIFEXITED(st));
-  SETF("signaled", lua_pushboolean, WIFSIGNALED(st));
-  SETF("core_dumped", lua_pushboolean, WIFSIGNALED(st) && WCOREDUMP(st));
-  SETF("ok", lua_pushboolean, WIFEXITED(st) && WEXITSTATUS(st) == 0);
-  if (WIFEXITED(st)) SETF("code", lua_pushinteger, WEXITSTATUS(st));
-#undef SETF
+  vmlab_set_int(L, "pid", c->pid);
+  vmlab_set_int(L, "status", st);
+  vmlab_set_bool(L, "exited", WIFEXITED(st));
+  vmlab_set_bool(L, "signaled", WIFSIGNALED(st));
+  vmlab_set_bool(L, "core_dumped", WIFSIGNALED(st) && WCOREDUMP(st));
+  vmlab_set_bool(L, "ok", WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  if (WIFEXITED(st)) vmlab_set_int(L, "code", WEXITSTATUS(st));
   if (WIFSIGNALED(st)) {
-    lua_pushinteger(L, WTERMSIG(st));
-    lua_setfield(L, -2, "signal");
+    vmlab_set_int(L, "signal", WTERMSIG(st));
     process_push_signal_name(L, WTERMSIG(st));
     lua_setfield(L, -2, "signal_name");
   }

@@ -17,9 +17,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define PAGE_DOWN(x) ((x) & ~(uintptr_t)(vmlab_page_size - 1))
-#define PAGE_UP(x) PAGE_DOWN((x) + vmlab_page_size - 1)
-
 static const char *const prot_names[] = {"none", "r", "w", "rw", "rx", "rwx", "x", NULL};
 static const int prot_values[] = {PROT_NONE, PROT_READ, PROT_WRITE, PROT_READ | PROT_WRITE,
                                   PROT_READ | PROT_EXEC, PROT_READ | PROT_WRITE | PROT_EXEC,
@@ -199,7 +196,7 @@ static int region_mmap(lua_State *L) {
     flags |= MAP_ANONYMOUS;
   }
   vmlab_region *r = vmlab_region_new(L);
-  size_t map_size = PAGE_UP(size);
+  size_t map_size = VMLAB_PAGE_UP(size);
   if ((flags & MAP_HUGETLB) && map_size % (2u << 20) != 0) map_size = (map_size + (2u << 20) - 1) & ~(size_t)((2u << 20) - 1);
   void *p = map_aligned(map_size, (size_t)align, prot, flags, fd, (off_t)offset);
   if (p == MAP_FAILED) {
@@ -286,12 +283,12 @@ static void page_span(lua_State *L, vmlab_region *r, int off_idx, int len_idx, u
   vmlab_check_range(L, off_idx, len_idx, r->size, &off, &len);
   uintptr_t a = (uintptr_t)r->addr + off, b = a + len;
   if (r->kind == VMLAB_KIND_HEAP) {
-    a = PAGE_UP(a);
-    b = PAGE_DOWN(b);
+    a = VMLAB_PAGE_UP(a);
+    b = VMLAB_PAGE_DOWN(b);
     if (b <= a) luaL_error(L, "this part of the heap block holds no whole page");
   } else {
-    a = PAGE_DOWN(a);
-    b = PAGE_UP(b);
+    a = VMLAB_PAGE_DOWN(a);
+    b = VMLAB_PAGE_UP(b);
     if (b == a) b = a + vmlab_page_size;
   }
   *start = a;
@@ -378,8 +375,8 @@ static int region_protect(lua_State *L) {
    a no-op. */
 static int region_set_locked(lua_State *L, int lock) {
   vmlab_region *r = vmlab_check_open(L, 1);
-  uintptr_t start = PAGE_DOWN((uintptr_t)r->addr);
-  size_t bytes = PAGE_UP((uintptr_t)r->addr + r->size) - start;
+  uintptr_t start = VMLAB_PAGE_DOWN((uintptr_t)r->addr);
+  size_t bytes = VMLAB_PAGE_UP((uintptr_t)r->addr + r->size) - start;
   if (syscall(lock ? SYS_mlock : SYS_munlock, (void *)start, bytes) != 0) {
     int err = errno;
     return vmlab_push_syserror(L, lock ? "mlock" : "munlock", err);
@@ -411,16 +408,8 @@ static int region_resident(lua_State *L) {
   size_t bytes;
   page_span(L, r, 2, 3, &start, &bytes);
   size_t pages = bytes / vmlab_page_size, count = 0;
-  unsigned char vec[4096];
-  for (size_t done = 0; done < pages;) {
-    size_t n = pages - done < sizeof vec ? pages - done : sizeof vec;
-    if (mincore((void *)(start + done * vmlab_page_size), n * vmlab_page_size, vec) != 0) {
-      int err = errno;
-      return vmlab_push_syserror(L, "mincore", err);
-    }
-    for (size_t i = 0; i < n; i++) count += vec[i] & 1;
-    done += n;
-  }
+  int err = vmlab_count_resident(start, pages, &count);
+  if (err != 0) return vmlab_push_syserror(L, "mincore", err);
   lua_pushinteger(L, (lua_Integer)count);
   lua_pushinteger(L, (lua_Integer)pages);
   return 2;
@@ -488,18 +477,11 @@ static int region_tostring(lua_State *L) {
     luaL_addstring(&b, ", ");
     luaL_addstring(&b, r->name);
   }
-  uintptr_t a = PAGE_DOWN((uintptr_t)r->addr);
-  size_t pages = (PAGE_UP((uintptr_t)r->addr + r->size) - a) / vmlab_page_size, res = 0;
-  unsigned char vec[512];
+  uintptr_t a = VMLAB_PAGE_DOWN((uintptr_t)r->addr);
+  size_t pages = (VMLAB_PAGE_UP((uintptr_t)r->addr + r->size) - a) / vmlab_page_size, res = 0;
   /* mincore(2) costs time in proportion to the pages (about 1 s per TiB):
      count them only up to REGION_TOSTRING_PAGES; r:resident() counts any. */
-  int ok = pages <= REGION_TOSTRING_PAGES;
-  for (size_t done = 0; done < pages && ok;) {
-    size_t n = pages - done < sizeof vec ? pages - done : sizeof vec;
-    ok = mincore((void *)(a + done * vmlab_page_size), n * vmlab_page_size, vec) == 0;
-    for (size_t i = 0; ok && i < n; i++) res += vec[i] & 1;
-    done += n;
-  }
+  int ok = pages <= REGION_TOSTRING_PAGES && vmlab_count_resident(a, pages, &res) == 0;
   if (ok) snprintf(tmp, sizeof tmp, ", %zu/%zu pages resident", res, pages);
   else snprintf(tmp, sizeof tmp, ", %zu pages", pages);
   luaL_addstring(&b, tmp);

@@ -669,11 +669,8 @@ static int sum_shm_adopt(lua_State *L) {
   vmlab_region *r = vmlab_region_new(L); /* closed until filled below */
   int own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
   if (own < 0) return vmlab_push_syserror(L, "fcntl(F_DUPFD_CLOEXEC)", errno);
-  size_t bytes = (size_t)st.st_size;
-  size_t map_size = (bytes + vmlab_page_size - 1) / vmlab_page_size * vmlab_page_size;
-  void *p = mmap(NULL, map_size, PROT_READ | PROT_WRITE, MAP_SHARED, own, 0);
-  if (p == MAP_FAILED) {
-    int err = errno;
+  int err = vmlab_shm_region_fill(r, own, (size_t)st.st_size);
+  if (err != 0) {
     close(own);
     return vmlab_push_syserror(L, "mmap", err);
   }
@@ -684,16 +681,6 @@ static int sum_shm_adopt(lua_State *L) {
       close(null);
     }
   }
-  r->addr = p;
-  r->size = bytes;
-  r->map_size = map_size;
-  r->prot = PROT_READ | PROT_WRITE;
-  r->kind = VMLAB_KIND_SHM;
-  r->shared = 1;
-  r->fd = own;
-  r->owner = getpid();
-  r->name = NULL;
-  r->unlink_on_close = 0;
   return 1;
 }
 
@@ -824,15 +811,11 @@ static void sum_on_signal(int sig) { sum_caught_sig = sig; }
 /* The signal given by number or name ("INT", "SIGINT", "sigint") at stack
    index idx; errors name argument arg. */
 static int sum_check_signal(lua_State *L, int idx, int arg) {
-  int sig = -1;
-  if (lua_type(L, idx) == LUA_TNUMBER) {
-    int isint = 0;
-    lua_Integer n = lua_tointegerx(L, idx, &isint);
-    if (isint && n > 0 && n < NSIG) sig = (int)n;
-  } else if (lua_type(L, idx) == LUA_TSTRING) {
-    sig = vmlab_signal_number(lua_tostring(L, idx));
-  }
-  if (sig < 0) luaL_argerror(L, arg, lua_pushfstring(L, "unknown signal '%s'", luaL_tolstring(L, idx, NULL)));
+  const char *why;
+  idx = lua_absindex(L, idx); /* the parser may push its own message */
+  int sig = vmlab_parse_signal(L, idx, -1, &why);
+  if (why != NULL || sig <= 0)
+    luaL_argerror(L, arg, lua_pushfstring(L, "unknown signal '%s'", luaL_tolstring(L, idx, NULL)));
   if (sig == SIGKILL || sig == SIGSTOP || sig == SIGSEGV || sig == SIGBUS)
     luaL_argerror(L, arg, "SIGKILL, SIGSTOP, SIGSEGV and SIGBUS cannot be caught here");
   return sig;

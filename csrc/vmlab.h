@@ -8,7 +8,8 @@
  *     argument, and the pusher for failed system calls (nil, msg, errno);
  *   - the fault guard, which turns SIGSEGV/SIGBUS inside a guarded memory
  *     access into a Lua error instead of a dead interpreter;
- *   - one vmlab_open_<concern>() entry point per C file, called by core.c.
+ *   - one vmlab_open_<concern>() entry point per C file, called by core.c
+ *     (registration only); the shared helpers are defined in support.c.
  */
 #ifndef VMLAB_H
 #define VMLAB_H
@@ -50,8 +51,14 @@ typedef struct vmlab_region {
   int busy;            /* walks (r:touch) in progress: close, realloc, protect refuse */
 } vmlab_region;
 
-/* Page size from sysconf(_SC_PAGESIZE), set once by luaopen_vmlab_core. */
+/* Page size from sysconf(_SC_PAGESIZE), set once by vmlab_open_basics. */
 extern size_t vmlab_page_size;
+/* An address rounded down / up to a page boundary (support.c holds the size). */
+#define VMLAB_PAGE_DOWN(x) ((uintptr_t)(x) & ~(uintptr_t)(vmlab_page_size - 1))
+#define VMLAB_PAGE_UP(x) VMLAB_PAGE_DOWN((uintptr_t)(x) + vmlab_page_size - 1)
+/* How many of the `pages` mapped pages from page-aligned `start` are resident
+   (mincore(2)): 0 with *resident set, or the errno of a failed mincore. */
+int vmlab_count_resident(uintptr_t start, size_t pages, size_t *resident);
 
 /* Push a new, zeroed, closed Region userdata with its metatable. */
 vmlab_region *vmlab_region_new(lua_State *L);
@@ -61,6 +68,11 @@ vmlab_region *vmlab_check_region(lua_State *L, int idx);
 vmlab_region *vmlab_check_open(lua_State *L, int idx);
 /* Add functions to the Region method table (used by heap.c, shm.c). */
 void vmlab_region_add_methods(lua_State *L, const luaL_Reg *methods);
+/* Map `bytes` of the shared-memory object open on fd (read and write,
+   MAP_SHARED) into the closed region r, which then owns fd (name NULL, no
+   unlink on close). 0, or the errno of a failed mmap (r untouched, fd still
+   the caller's). shm.c; vm.shm_open and vm.shm_adopt use it. */
+int vmlab_shm_region_fill(vmlab_region *r, int fd, size_t bytes);
 /* Release what a region holds; safe to call twice and in a forked child. */
 void vmlab_region_release(vmlab_region *r);
 /* Raise "<what>: the region is in use by touch ..." while a walk holds it. */
@@ -87,8 +99,12 @@ typedef struct vmlab_child {
 vmlab_child *vmlab_child_new(lua_State *L);
 /* waitpid(2) for the child, recording its status once it is reaped. */
 pid_t vmlab_child_waitpid(vmlab_child *c, int flags);
-/* Stack value idx as a signal (number or name), def when nil; errors name the
-   option opt, or argument idx when opt is NULL. */
+/* Stack value idx as a signal: a number 0..NSIG-1 or a name ("TERM",
+   "SIGTERM", "sigterm"), def when nil. *why is NULL, or says what is wrong
+   (then the result means nothing, and a message may have been pushed). */
+int vmlab_parse_signal(lua_State *L, int idx, int def, const char **why);
+/* The same, raising on a wrong value: errors name the option opt, or
+   argument idx when opt is NULL. */
 int vmlab_to_signal(lua_State *L, int idx, int def, const char *opt);
 
 /* ------------------------------------------------------------------ */
@@ -215,6 +231,10 @@ void vmlab_faults_now(long *minor, long *major); /* getrusage(RUSAGE_SELF) */
 struct perf_event_attr;
 int vmlab_perf_fault_event(struct perf_event_attr *a, const char *kind, int exclude_kernel);
 int vmlab_perf_paranoid(void); /* kernel.perf_event_paranoid, or -100 when unreadable */
+/* Push "<what>: <strerror(err)>", plus " (perf_event_paranoid=N)" when the
+   kernel refused by policy (EACCES, EPERM) and the setting could be read:
+   out of descriptors (EMFILE) it is not the reason. */
+void vmlab_push_perf_refusal(lua_State *L, const char *what, int err);
 
 /* t[k] = v for the table on top of the stack. */
 void vmlab_set_int(lua_State *L, const char *k, lua_Integer v);
@@ -225,6 +245,7 @@ void vmlab_set_str(lua_State *L, const char *k, const char *v);
 /* ------------------------------------------------------------------ */
 /* One entry point per concern; each adds fields to the table on top.  */
 
+void vmlab_open_basics(lua_State *L);
 void vmlab_open_guard(lua_State *L);
 void vmlab_open_regions(lua_State *L);
 void vmlab_open_touch(lua_State *L);
