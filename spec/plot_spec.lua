@@ -97,7 +97,7 @@ describe("plot.timeline", function()
 
   it("refuses an empty timeline with a message that says what it wants", function()
     assert.has_error(function() plot.timeline({}) end,
-      "bad argument #1 to 'timeline' (a non-empty timeline expected: r:touch(mode, {sample = bytes}).timeline)")
+      "bad argument #1 to 'plot.timeline' (a non-empty timeline expected: r:touch(mode, {sample = bytes}).timeline)")
   end)
 end)
 

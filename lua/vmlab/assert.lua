@@ -40,13 +40,21 @@ say.en[KEY] = "%s" -- the whole message is built by the assertion
 
 local floor, abs = math.floor, math.abs
 
+-- "bad argument #1 to 'vmlab.assert.measure' (function expected, got nil)", at the caller's caller.
+local function check_arg(fn, i, v, expected)
+  if type(v) ~= expected then
+    error(("bad argument #%d to 'vmlab.assert.%s' (%s expected, got %s)"):format(i, fn, expected, type(v)), 3)
+  end
+end
+
 local function bytes(n)
+  check_arg("bytes", 1, n, "number")
   local sign = n < 0 and "-" or ""
   n = abs(n)
   local u = { "B", "KiB", "MiB", "GiB", "TiB" }
   local i = 1
   while n >= 1024 and i < #u do n, i = n / 1024, i + 1 end
-  return sign .. (i == 1 and ("%d B"):format(n) or ("%.1f %s"):format(n, u[i]))
+  return sign .. (i == 1 and ("%.0f B"):format(n) or ("%.1f %s"):format(n, u[i]))
 end
 M.bytes = bytes
 
@@ -58,6 +66,7 @@ local UNITS = { B = 1, KIB = 1024, KB = 1024, K = 1024, MIB = 1 << 20, MB = 1 <<
 -- expected; "1MiB" -> 1048576.
 function M.tolerance(tol, expected, default)
   if tol == nil then return default end
+  check_arg("tolerance", 2, expected, "number")
   if type(tol) == "number" then
     if tol < 0 then error("a tolerance must not be negative", 3) end
     if tol < 1 then return abs(expected) * tol end
@@ -176,6 +185,7 @@ end
 
 --- Run fn and measure: faults = minor + major, minor, major, rss before, rss after.
 function M.measure(fn)
+  check_arg("measure", 1, fn, "function")
   local rss0 = M.rss_now()
   local mi0, ma0 = M.faults_now()
   fn()
@@ -253,6 +263,10 @@ local function resident(state, arguments)
   local r, pages, tol = arguments[1], arguments[2], arguments[3]
   if type(pages) ~= "number" then
     error(("bad argument #2 to 'resident' (page count expected, got %s)"):format(type(pages)), 3)
+  end
+  local mt = getmetatable(r)
+  if type(r) ~= "userdata" or type(mt) ~= "table" or rawget(mt, "__name") ~= "vmlab.Region" then
+    error(("bad argument #1 to 'resident' (a region expected, got %s)"):format(type(r)), 3)
   end
   local t = M.tolerance(tol, pages, 0)
   local n, total = r:resident()

@@ -18,6 +18,45 @@ local plot = require "vmlab.plot"
 
 local M = {}
 
+-- "bad argument #1 to 'html.page' (table expected, got number)", raised at
+-- the first caller outside this file.
+local HERE = debug.getinfo(1, "S").source
+local function fail(msg)
+  local level = 2
+  while (debug.getinfo(level + 1, "S") or {}).source == HERE do level = level + 1 end
+  error(msg, level + 1)
+end
+local function bad_arg(fn, i, expected, v)
+  fail(("bad argument #%d to 'html.%s' (%s expected, got %s)"):format(i, fn, expected, type(v)))
+end
+local function bad_field(fn, what, must, v) fail(("html.%s: %s must be %s, not %s"):format(fn, what, must, type(v))) end
+
+-- The records html.page reads: each a table whose experiment is text, whose
+-- params, system and result are tables, whose result's claims are tables.
+local function check_records(records)
+  if type(records) ~= "table" then bad_arg("page", 1, "table (a list of records)", records) end
+  for i, r in ipairs(records) do
+    local what = ("records[%d]"):format(i)
+    if type(r) ~= "table" then bad_field("page", what, "a record table", r) end
+    if r.experiment ~= nil and type(r.experiment) ~= "string" then
+      bad_field("page", what .. ".experiment", "a string or nil", r.experiment)
+    end
+    for _, k in ipairs { "params", "system", "result" } do
+      if r[k] ~= nil and type(r[k]) ~= "table" then bad_field("page", what .. "." .. k, "a table or nil", r[k]) end
+    end
+    if r.system and r.system.probes ~= nil and type(r.system.probes) ~= "table" then
+      bad_field("page", what .. ".system.probes", "a table or nil", r.system.probes)
+    end
+    local claims = r.result and r.result.claims
+    if claims ~= nil and type(claims) ~= "table" then
+      bad_field("page", what .. ".result.claims", "a list or nil", claims)
+    end
+    for j, c in ipairs(claims or {}) do
+      if type(c) ~= "table" then bad_field("page", ("%s.result.claims[%d]"):format(what, j), "a table", c) end
+    end
+  end
+end
+
 local function esc(s)
   return (tostring(s):gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;",
     ["'"] = "&#39;" }))
@@ -144,7 +183,12 @@ end
 -- @param opts { title = "...", probes = (default: vmlab.kernel.record()) }
 -- @return the HTML text
 function M.page(records, opts)
+  check_records(records)
+  if opts ~= nil and type(opts) ~= "table" then bad_arg("page", 2, "table or nil", opts) end
   opts = opts or {}
+  if opts.probes ~= nil and type(opts.probes) ~= "table" then
+    bad_field("page", "opts.probes", "a table or nil", opts.probes)
+  end
   local title = opts.title or "vmlab lab report"
   local probes = opts.probes
   if not probes then
@@ -200,6 +244,8 @@ end
 --- Write the page to path.
 -- @return true, or nil, msg
 function M.write(path, text)
+  if type(path) ~= "string" then bad_arg("write", 1, "string (a file name)", path) end
+  if type(text) ~= "string" then bad_arg("write", 2, "string (the page)", text) end
   return plot.write(path, text)
 end
 

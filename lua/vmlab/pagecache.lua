@@ -6,10 +6,18 @@ local vm = require "vmlab"
 
 local M = {}
 
+-- "bad argument #2 to 'pagecache.fill' (a size in bytes expected, got string)", at the caller.
+local function bad_arg(fn, i, expected, v)
+  error(("bad argument #%d to 'pagecache.%s' (%s expected, got %s)"):format(i, fn, expected, type(v)), 3)
+end
+
 --- Write `size` bytes, all `byte` (a one-character string), to the file at
 -- `path` with write(2): the pages sit dirty in the page cache until written back.
 function M.fill(path, size, byte)
-  assert(type(byte) == "string" and #byte == 1, "byte must be a one-character string")
+  if type(path) ~= "string" then bad_arg("fill", 1, "string (a file name)", path) end
+  if math.type(size) ~= "integer" or size < 0 then bad_arg("fill", 2, "a size in bytes (an integer >= 0)", size) end
+  -- (this message as it was: spec/pagecache_spec.lua matches it)
+  if type(byte) ~= "string" or #byte ~= 1 then error("byte must be a one-character string", 2) end
   local f = assert(io.open(path, "wb"))
   local chunk = string.rep(byte, 1 << 20)
   local left = size
@@ -27,6 +35,11 @@ end
 -- write dirty pages back first (msync), and close mappings that touched it.
 -- Returns how the cache was dropped, or nil, message.
 function M.drop(path, r)
+  if type(path) ~= "string" then bad_arg("drop", 1, "string (a file name)", path) end
+  local mt = getmetatable(r)
+  if r ~= nil and (type(r) ~= "userdata" or type(mt) ~= "table" or rawget(mt, "__name") ~= "vmlab.Region") then
+    bad_arg("drop", 2, "a region or nil", r)
+  end
   if r then
     local ok, err = r:sync()
     if not ok then return nil, err end

@@ -39,14 +39,84 @@ function M.escape(s)
 end
 local esc = M.escape
 
+-- Arguments ----------------------------------------------------------------
+-- Wrong arguments raise an error that names the function and the argument
+-- ("bad argument #2 to 'plot.hbar_chart' (table expected, got number)", or
+-- "plot.lines: spec.series[2].points must be a list"), never a raw "attempt
+-- to index" from deep inside the drawing.
+
+local HERE = debug.getinfo(1, "S").source
+-- Raise msg at the first caller outside this file (where the wrong value came from).
+local function fail(msg)
+  local level = 2
+  while (debug.getinfo(level + 1, "S") or {}).source == HERE do level = level + 1 end
+  error(msg, level + 1)
+end
+local function bad_arg(fn, i, expected, v)
+  fail(("bad argument #%d to 'plot.%s' (%s expected, got %s)"):format(i, fn, expected, type(v)))
+end
+local function bad_field(fn, what, must) fail(("plot.%s: %s must be %s"):format(fn, what, must)) end
+-- arg i of fn must be a table (or nil when optional); returns it or {}
+local function table_arg(fn, i, v, optional)
+  if v == nil and optional then return {} end
+  if type(v) ~= "table" then bad_arg(fn, i, optional and "table or nil" or "table", v) end
+  return v
+end
+-- t[key] must be a table (or nil when optional)
+local function table_field(fn, t, key, what, optional)
+  local v = t[key]
+  if v == nil and optional then return nil end
+  if type(v) ~= "table" then
+    bad_field(fn, what, (optional and "a table or nil" or "a table") .. ", not " .. type(v))
+  end
+  return v
+end
+-- t[key] must be a string (or a number) or nil
+local function text_field(fn, t, key, what)
+  local v = t[key]
+  if v ~= nil and type(v) ~= "string" and type(v) ~= "number" then
+    bad_field(fn, what, "a string or nil, not " .. type(v))
+  end
+  return v
+end
+-- Pixel sizes: a number from 100 to 100000 (or nil: the default). A huge,
+-- infinite or NaN width would draw nothing a person can see, or run long.
+local MIN_PX, MAX_PX = 100, 100000
+local function pixels(fn, t, key, what)
+  local v = t[key]
+  if v == nil then return nil end
+  if type(v) ~= "number" or v ~= v or v < MIN_PX or v > MAX_PX then
+    bad_field(fn, what, ("a number of pixels from %d to %d (got %s)"):format(MIN_PX, MAX_PX, tostring(v)))
+  end
+  return v
+end
+-- A number argument of the text helpers (sizes, widths, line counts).
+local function number_arg(fn, i, v, optional)
+  if v == nil and optional then return end
+  if type(v) ~= "number" then bad_arg(fn, i, optional and "number or nil" or "number", v) end
+end
+
 -- Text metrics --------------------------------------------------------------
 
 --- The width in pixels of s at font size `size` (default 12): an upper
 -- estimate of DejaVu Sans (what rsvg-convert and most browsers use for
 -- sans-serif) from its character classes, never less than 0.6 em a
 -- character (0.74 for capitals). bold: 12 % wider.
+local LONG_TEXT = 256 -- bytes: a longer text is measured by counting each class at once (gsub runs in C)
+local function count(s, class) return select(2, s:gsub(class, "")) end
+
 function M.text_width(s, size, bold)
+  number_arg("text_width", 2, size, true)
   s = tostring(s)
+  if #s > LONG_TEXT then
+    -- the same classes as the loop below: a 1 MiB label costs milliseconds, not seconds
+    local n = #s - count(s, "[\128-\191]")
+    local wide = count(s, "[\192-\255mwMW%%@]")
+    local upper = count(s, "%u") - count(s, "[MW]")
+    local narrow = count(s, "[ijlft%.,:;'|!%(%)%[%] %-/]")
+    local sum = wide + 0.78 * upper + 0.42 * narrow + 0.64 * (n - wide - upper - narrow)
+    return (size or 12) * max(sum, 0.6 * n + 0.14 * upper) * (bold and 1.12 or 1)
+  end
   local sum, n, upper = 0, 0, 0
   for i = 1, #s do
     local b = s:byte(i)
@@ -81,7 +151,12 @@ local function wrap(s, width, size, maxlines, bold)
   if #lines > (maxlines or 3) then return nil end
   return lines
 end
-M.wrap = wrap
+M.wrap = function(s, width, size, maxlines, bold)
+  number_arg("wrap", 2, width)
+  number_arg("wrap", 3, size, true)
+  number_arg("wrap", 4, maxlines, true)
+  return wrap(s, width, size, maxlines, bold)
+end
 
 -- s cut to at most width pixels, with an ellipsis when cut.
 local function fit(s, width, size, bold)
@@ -94,7 +169,9 @@ local function fit(s, width, size, bold)
     while n > 0 and (s:byte(n + 1) or 0) >= 0x80 and (s:byte(n + 1) or 0) < 0xC0 do n = n - 1 end
     return n
   end
-  local lo, hi = 0, #s - 1 -- lo fits (the empty prefix), hi may not
+  -- lo fits (the empty prefix), hi may not: no prefix of more characters than
+  -- width / 0.6 em fits, nor (in UTF-8) of more than 4 bytes a character
+  local lo, hi = 0, min(#s - 1, 4 * ceil(max(width, 0) / (0.6 * (size or 12))) + 4)
   while lo < hi do
     local mid = (lo + hi + 1) // 2
     local n = prefix(mid)
@@ -102,7 +179,11 @@ local function fit(s, width, size, bold)
   end
   return lo > 0 and s:sub(1, lo) .. "…" or "…"
 end
-M.fit = fit
+M.fit = function(s, width, size, bold)
+  number_arg("fit", 2, width)
+  number_arg("fit", 3, size, true)
+  return fit(s, width, size, bold)
+end
 
 -- s wrapped into at most maxlines lines of width, the last one cut when needed.
 local function wrap_or_fit(s, width, size, maxlines, bold)
@@ -149,6 +230,9 @@ end
 --- A scale for an axis: unit name and divisor for quantity "bytes",
 -- "seconds" or anything else (plain numbers).
 function M.unit_for(quantity, vmax)
+  if (quantity == "bytes" or quantity == "seconds") and type(vmax) ~= "number" then
+    bad_arg("unit_for", 2, "number", vmax)
+  end
   if quantity == "bytes" then return pick_unit(BYTE_UNITS, vmax) end
   if quantity == "seconds" then return pick_unit(TIME_UNITS, vmax) end
   return nil, 1
@@ -156,7 +240,8 @@ end
 
 -- Round steps: 1, 2 or 5 times a power of ten, about n of them up to vmax.
 local function nice_ticks(vmax, n)
-  if vmax ~= vmax or vmax <= 0 or vmax == math.huge then vmax = 1 end
+  -- (below 1e-290 the step's decimals and vmax / n would underflow)
+  if vmax ~= vmax or vmax < 1e-290 or vmax == math.huge then vmax = 1 end
   local raw = vmax / n
   local mag = 10 ^ floor(log(raw, 10))
   local f = raw / mag
@@ -182,6 +267,7 @@ end
 
 -- A tick label: "0.5", "200", "150,000".
 local function num(v, decimals)
+  if (decimals or 0) > 12 then return fmt("%.3g", v) end -- a tiny step: "%.301f" is no format
   if (decimals or 0) == 0 and abs(v) >= 1000 then return human(floor(v + 0.5)) end
   return fmt("%." .. (decimals or 0) .. "f", v)
 end
@@ -196,7 +282,10 @@ local function value_text(v, quantity)
   if quantity == "percent" then return fmt(abs(v) >= 10 and "%.0f %%" or "%.2g %%", v) end
   return human(v)
 end
-M.value_text = value_text
+M.value_text = function(v, quantity)
+  if type(v) ~= "number" then bad_arg("value_text", 1, "number", v) end
+  return value_text(v, quantity)
+end
 
 -- Scales: { frac = function(v) -> 0..1, marks = { {f=, label=} }, unit = name or nil, log = bool }.
 -- Steps that are powers of two (8, 16, 32 MiB): about n of them up to vmax, or nil.
@@ -230,18 +319,27 @@ local function log_label(v, quantity)
   return fmt("%g", v)
 end
 
+-- The most powers of the base a log axis labels; a wider range labels every k-th.
+local LOG_MARKS = 16
+
 local function log_scale(quantity, vmin, vmax)
   local base = quantity == "bytes" and 1024 or 10
-  if vmin ~= vmin or vmin <= 0 then vmin = vmax > 0 and vmax / base or 1 end
-  if vmax ~= vmax or vmax <= 0 then vmax = vmin * base end
+  -- only finite positive values from 1e-300 to 1e300 make the range (no
+  -- power of the base under- or overflows, so the marks below always end)
+  local function usable(v) return v == v and v >= 1e-300 and v <= 1e300 end
+  if not usable(vmax) then vmax = usable(vmin) and vmin * base or nil end
+  if not usable(vmin) then vmin = vmax and vmax / base or 1 end
+  vmax = vmax or vmin * base
   local lo = base ^ floor(log(vmin, base) + 1e-9)
   local hi = base ^ ceil(log(vmax, base) - 1e-9)
   if hi <= lo then hi = lo * base end
   local llo, lhi = log(lo), log(hi)
+  local powers = floor((lhi - llo) / log(base) + 0.5)
+  local step = base ^ max(1, ceil(powers / LOG_MARKS))
   local marks, v = {}, lo
   while v <= hi * 1.0001 do
     marks[#marks + 1] = { f = (log(v) - llo) / (lhi - llo), label = log_label(v, quantity) }
-    v = v * base
+    v = v * step
   end
   return { marks = marks, log = true, frac = function(x)
     if x ~= x or x <= 0 then return 0 end
@@ -315,12 +413,12 @@ local function title_bottom(lines) return 26 + (#lines - 1) * TITLE_LINE + 8 end
 
 local function legend_item_width(e) return 30 + tw(e.name, 12) + 18 end
 
--- Legend entries {name=, color=, dash=, bar=} split into rows no wider than width.
-local function legend_rows(entries, width)
+-- Entries split into rows no wider than width, each entry item_width(e) wide
+-- (a legend's items, a key's "1 = mmap" texts).
+local function pack_rows(entries, width, item_width)
   local rows, row, used = {}, {}, 0
   for _, e in ipairs(entries) do
-    if legend_item_width(e) > width then e.name = fit(e.name, width - 48, 12) end
-    local ew = legend_item_width(e)
+    local ew = item_width(e)
     if #row > 0 and used + ew > width then
       rows[#rows + 1] = row
       row, used = {}, 0
@@ -332,26 +430,45 @@ local function legend_rows(entries, width)
   return rows
 end
 
--- The legend's rows from (x0, y): one row every 18 pixels down.
-local function legend(out, x0, y, rows)
-  out[#out + 1] = '<g class="legend">'
+-- Legend entries {name=, color=, dash=, bar=} split into rows no wider than width.
+local function legend_rows(entries, width)
+  for _, e in ipairs(entries) do
+    if legend_item_width(e) > width then e.name = fit(e.name, width - 48, 12) end
+  end
+  return pack_rows(entries, width, legend_item_width)
+end
+
+-- Rows of entries (pack_rows') in a <g class=...> from (x0, y): each entry
+-- drawn by draw_item(out, e, x, y), item_width(e) apart, a row every dy pixels down.
+local function draw_rows(out, class, rows, x0, y, dy, item_width, draw_item)
+  out[#out + 1] = fmt('<g class="%s">', class)
   for _, row in ipairs(rows) do
     local x = x0
     for _, e in ipairs(row) do
-      out[#out + 1] = fmt('<g class="legend-item" data-series="%s">', esc(e.name))
-      if e.bar then
-        out[#out + 1] = fmt('<rect x="%.1f" y="%.1f" width="14" height="10" fill="%s"/>', x + 5, y - 9, e.color)
-      else
-        out[#out + 1] = fmt('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="2.5"%s/>',
-          x, y - 4, x + 24, y - 4, e.color, e.dash and fmt(' stroke-dasharray="%s"', e.dash) or "")
-      end
-      text(out, x + 30, y, e.name)
-      out[#out + 1] = "</g>"
-      x = x + legend_item_width(e)
+      draw_item(out, e, x, y)
+      x = x + item_width(e)
     end
-    y = y + 18
+    y = y + dy
   end
   out[#out + 1] = "</g>"
+end
+
+-- A legend entry at (x, y): its bar's colour or its line's, and its name.
+local function legend_item(out, e, x, y)
+  out[#out + 1] = fmt('<g class="legend-item" data-series="%s">', esc(e.name))
+  if e.bar then
+    out[#out + 1] = fmt('<rect x="%.1f" y="%.1f" width="14" height="10" fill="%s"/>', x + 5, y - 9, e.color)
+  else
+    out[#out + 1] = fmt('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="2.5"%s/>',
+      x, y - 4, x + 24, y - 4, e.color, e.dash and fmt(' stroke-dasharray="%s"', e.dash) or "")
+  end
+  text(out, x + 30, y, e.name)
+  out[#out + 1] = "</g>"
+end
+
+-- The legend's rows from (x0, y): one row every 18 pixels down.
+local function legend(out, x0, y, rows)
+  draw_rows(out, "legend", rows, x0, y, 18, legend_item_width, legend_item)
 end
 
 -- A vertical axis at x from y=T down to T+ph: ticks, labels (left of it, or
@@ -395,6 +512,19 @@ local function thin(xs, labels, size)
   return k
 end
 
+-- The ticks and labels of a horizontal axis from x = L, pw wide, at y = y0
+-- (labels thinned so that none touches its neighbour), and its title below.
+local function x_axis_marks(out, L, pw, y0, scale, label)
+  local px, labels = {}, {}
+  for i, m in ipairs(scale.marks) do px[i], labels[i] = L + pw * m.f, m.label end
+  local k = thin(px, labels, 12)
+  for i, x in ipairs(px) do
+    out[#out + 1] = fmt('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#333333"/>', x, y0, x, y0 + 5)
+    if (i - 1) % k == 0 then text(out, x, y0 + 19, labels[i], { anchor = "middle" }) end
+  end
+  text(out, L + pw / 2, y0 + 43, fit(axis_title(label, scale), pw, 12), { anchor = "middle", class = "axis-label" })
+end
+
 --- A line chart of series sharing one x axis, on a left and (optionally) a
 -- right y axis.
 -- @param spec {title=, x = {label=, quantity="bytes"|"seconds"|nil},
@@ -402,7 +532,42 @@ end
 --   series = { {name=, axis="left"|"right", points = {{x, y}, ...}, color=, dash=}, ... },
 --   width = 860, height = 500}
 -- @return svg string
+-- The checks of M.lines' spec (fn: the public name that called it).
+local function check_lines_spec(fn, spec, i)
+  table_arg(fn, i, spec)
+  pixels(fn, spec, "width", "spec.width")
+  pixels(fn, spec, "height", "spec.height")
+  text_field(fn, spec, "title", "spec.title")
+  local x = table_field(fn, spec, "x", "spec.x (the x axis: {label=, quantity=})")
+  text_field(fn, x, "label", "spec.x.label")
+  table_field(fn, spec, "left", "spec.left (the left axis: {label=, quantity=, log=})")
+  table_field(fn, spec, "right", "spec.right", true)
+  for _, side in ipairs { "left", "right" } do
+    if spec[side] then text_field(fn, spec[side], "label", "spec." .. side .. ".label") end
+  end
+  local series = table_field(fn, spec, "series", "spec.series (a list of {name=, axis=, points=})")
+  for i_s, sr in ipairs(series) do
+    local what = ("spec.series[%d]"):format(i_s)
+    if type(sr) ~= "table" then bad_field(fn, what, "a table {name=, axis=, points=}, not " .. type(sr)) end
+    if sr.axis ~= nil and sr.axis ~= "left" and sr.axis ~= "right" then
+      bad_field(fn, what .. ".axis", "\"left\", \"right\" or nil, not " .. tostring(sr.axis))
+    end
+    if sr.axis == "right" and not spec.right then
+      bad_field(fn, what .. ".axis", "\"left\" (the spec has no right axis)")
+    end
+    text_field(fn, sr, "color", what .. ".color")
+    text_field(fn, sr, "dash", what .. ".dash")
+    local points = table_field(fn, sr, "points", what .. ".points (a list of {x, y})")
+    for j, p in ipairs(points) do
+      if type(p) ~= "table" or type(p[1]) ~= "number" or type(p[2]) ~= "number" then
+        bad_field(fn, ("%s.points[%d]"):format(what, j), "a pair of numbers {x, y}")
+      end
+    end
+  end
+end
+
 function M.lines(spec)
+  check_lines_spec("lines", spec, 1)
   local w = spec.width or 860
   local entries = {}
   for i, sr in ipairs(spec.series) do
@@ -453,15 +618,7 @@ function M.lines(spec)
   end
   out[#out + 1] = "</g>"
   out[#out + 1] = '<g class="x-axis">'
-  local px, labels = {}, {}
-  for i, m in ipairs(xs.marks) do px[i], labels[i] = L + pw * m.f, m.label end
-  local k = thin(px, labels, 12)
-  for i, x in ipairs(px) do
-    out[#out + 1] = fmt('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#333333"/>', x, T + ph, x, T + ph + 5)
-    if (i - 1) % k == 0 then text(out, x, T + ph + 19, labels[i], { anchor = "middle" }) end
-  end
-  text(out, L + pw / 2, T + ph + 43, fit(axis_title(spec.x.label, xs), pw, 12),
-    { anchor = "middle", class = "axis-label" })
+  x_axis_marks(out, L, pw, T + ph, xs, spec.x.label)
   out[#out + 1] = "</g>"
   y_axis(out, L, T, ph, axes.left, titles.left, false, "left")
   if axes.right then y_axis(out, L + pw, T, ph, axes.right, titles.right, true, "right") end
@@ -480,11 +637,32 @@ end
 
 -- Timelines ----------------------------------------------------------------
 
-local function check_timeline(tl, what)
+local SAMPLE_KEYS = { "t", "bytes", "rss", "virt", "minor_faults", "major_faults" }
+-- what: "timeline" (argument 1) or "timelines" (runs[i].timeline)
+local function check_timeline(tl, fn, what)
   if type(tl) ~= "table" or #tl == 0 then
-    error(("bad argument #1 to '%s' (a non-empty timeline expected: r:touch(mode, {sample = bytes}).timeline)")
-      :format(what), 3)
+    if fn == "timeline" then
+      fail("bad argument #1 to 'plot.timeline' (a non-empty timeline expected: "
+        .. "r:touch(mode, {sample = bytes}).timeline)")
+    end
+    bad_field(fn, what, "a non-empty timeline (r:touch(mode, {sample = bytes}).timeline)")
   end
+  for i, sample in ipairs(tl) do
+    if type(sample) ~= "table" then bad_field(fn, ("%s[%d]"):format(what, i), "a sample table {bytes=, rss=, ...}") end
+    for _, k in ipairs(SAMPLE_KEYS) do
+      if sample[k] ~= nil and type(sample[k]) ~= "number" then
+        bad_field(fn, ("%s[%d].%s"):format(what, i, k), "a number or nil, not " .. type(sample[k]))
+      end
+    end
+  end
+end
+-- The options of timeline/timelines.
+local function check_timeline_opts(fn, opts)
+  opts = table_arg(fn, 2, opts, true)
+  pixels(fn, opts, "width", "opts.width")
+  pixels(fn, opts, "height", "opts.height")
+  text_field(fn, opts, "title", "opts.title")
+  return opts
 end
 
 -- RSS, VIRT (unless no_virt) and faults series of one timeline; prefix names them per run.
@@ -526,8 +704,8 @@ end
 -- @param opts {title=, x = "bytes"|"t", virt = true, width=, height=}
 -- @return svg string
 function M.timeline(timeline, opts)
-  opts = opts or {}
-  check_timeline(timeline, "timeline")
+  check_timeline(timeline, "timeline", "timeline")
+  opts = check_timeline_opts("timeline", opts)
   local xkey = opts.x == "t" and "t" or "bytes"
   return M.lines {
     title = opts.title or "memory while touching", width = opts.width, height = opts.height,
@@ -541,11 +719,16 @@ end
 -- @param opts as for timeline
 -- @return svg string
 function M.timelines(runs, opts)
-  opts = opts or {}
+  table_arg("timelines", 1, runs)
+  opts = check_timeline_opts("timelines", opts)
+  for i, run in ipairs(runs) do
+    if type(run) ~= "table" then bad_field("timelines", ("runs[%d]"):format(i), "a table {name=, timeline=}") end
+    text_field("timelines", run, "name", ("runs[%d].name"):format(i))
+    check_timeline(run.timeline, "timelines", ("runs[%d].timeline"):format(i))
+  end
   local xkey = opts.x == "t" and "t" or "bytes"
   local series = {}
   for i, run in ipairs(runs) do
-    check_timeline(run.timeline, "timelines")
     for _, s in ipairs(timeline_series(run.timeline, xkey, run.name, COLORS[(i - 1) % #COLORS + 1],
       opts.virt == false)) do
       series[#series + 1] = s
@@ -614,35 +797,16 @@ local function draw_labels(out, layout, xs, y0)
 end
 
 -- The key under a chart whose labels became numbers: "1 = mmap", ... in rows.
+local function key_item_width(e) return tw(e.name, 12) + 20 end
 local function key_rows(labels, width)
   local entries = {}
-  for i, l in ipairs(labels) do entries[i] = { name = ("%d = %s"):format(i, l) } end
-  local rows, row, used = {}, {}, 0
-  for _, e in ipairs(entries) do
-    e.name = fit(e.name, width, 12)
-    local ew = tw(e.name, 12) + 20
-    if #row > 0 and used + ew > width then
-      rows[#rows + 1] = row
-      row, used = {}, 0
-    end
-    row[#row + 1] = e
-    used = used + ew
-  end
-  if #row > 0 then rows[#rows + 1] = row end
-  return rows
+  for i, l in ipairs(labels) do entries[i] = { name = fit(("%d = %s"):format(i, l), width, 12) } end
+  return pack_rows(entries, width, key_item_width)
 end
 
+local function key_item(out, e, x, y) text(out, x, y, e.name) end
 local function draw_key(out, rows, x0, y)
-  out[#out + 1] = '<g class="key">'
-  for _, row in ipairs(rows) do
-    local x = x0
-    for _, e in ipairs(row) do
-      text(out, x, y, e.name)
-      x = x + tw(e.name, 12) + 20
-    end
-    y = y + 17
-  end
-  out[#out + 1] = "</g>"
+  draw_rows(out, "key", rows, x0, y, 17, key_item_width, key_item)
 end
 
 -- A group's bars: { {name=, value=, color=} } (one bar for {label=, value=}).
@@ -669,8 +833,66 @@ end
 --   axis), stacked = true, groups = {...}}
 -- @param opts {width=, height=, legend = false, same_scale = true (one y scale for every panel)}
 -- @return svg string
+-- A chart's title: text (a number is shown as it is).
+local function title_arg(fn, title)
+  if type(title) ~= "string" and type(title) ~= "number" then bad_arg(fn, 1, "string (the title)", title) end
+end
+
+-- A name that keys a colour (a bar's name, a group's label, a row's key): text.
+local function name_field(fn, t, key, what, optional)
+  local v = t[key]
+  if v == nil and optional then return end
+  if type(v) ~= "string" and (type(v) ~= "number" or v ~= v) then
+    bad_field(fn, what, "a string" .. (optional and " or nil" or "") .. ", not " .. tostring(v))
+  end
+end
+
+-- A bar's or a row's value: a number or nil (drawn as 0).
+local function value_field(fn, t, what)
+  if t.value ~= nil and type(t.value) ~= "number" then
+    bad_field(fn, what .. ".value", "a number or nil, not " .. type(t.value))
+  end
+end
+
+-- The checks of bar_chart's panels and opts (fn: the public name that called it).
+local function check_panels(fn, title, panels, opts, panels_what)
+  title_arg(fn, title)
+  if fn ~= "bars" then table_arg(fn, 2, panels) end
+  opts = table_arg(fn, 3, opts, true)
+  pixels(fn, opts, "width", "opts.width")
+  pixels(fn, opts, "height", "opts.height")
+  for pi, panel in ipairs(panels) do
+    local pw = panels_what(pi)
+    if type(panel) ~= "table" then bad_field(fn, pw, "a table {title=, unit=, groups=}, not " .. type(panel)) end
+    text_field(fn, panel, "title", pw .. ".title")
+    text_field(fn, panel, "axis", pw .. ".axis")
+    text_field(fn, panel, "unit", pw .. ".unit")
+    local groups = table_field(fn, panel, "groups", pw .. ".groups (a list of {label=, value=} or {label=, bars=})")
+    for gi, g in ipairs(groups) do
+      local gw = ("%s.groups[%d]"):format(pw, gi)
+      if fn == "bars" then gw = ("groups[%d]"):format(gi) end
+      if type(g) ~= "table" then bad_field(fn, gw, "a table {label=, value=} or {label=, bars=}, not " .. type(g)) end
+      text_field(fn, g, "color", gw .. ".color")
+      name_field(fn, g, "label", gw .. ".label")
+      local bars = table_field(fn, g, "bars", gw .. ".bars", true)
+      if bars then
+        for bi, b in ipairs(bars) do
+          local bw = ("%s.bars[%d]"):format(gw, bi)
+          if type(b) ~= "table" then bad_field(fn, bw, "a table {name=, value=}, not " .. type(b)) end
+          name_field(fn, b, "name", bw .. ".name")
+          value_field(fn, b, bw)
+          text_field(fn, b, "color", bw .. ".color")
+        end
+      else
+        value_field(fn, g, gw)
+      end
+    end
+  end
+  return opts
+end
+
 function M.bar_chart(title, panels, opts)
-  opts = opts or {}
+  opts = check_panels("bar_chart", title, panels, opts, function(i) return ("panels[%d]"):format(i) end)
   -- colours: one per bar name, the same in every panel
   local entries, color_of, named, grouped = {}, {}, {}, false
   -- colours named by the specs first, then the others from the palette, none used twice while it lasts
@@ -850,7 +1072,10 @@ function M.bar_chart(title, panels, opts)
 end
 
 --- The former name of bar_chart (panels of single bars).
-function M.bar_panels(title, panels, opts) return M.bar_chart(title, panels, opts) end
+function M.bar_panels(title, panels, opts)
+  check_panels("bar_panels", title, panels, opts, function(i) return ("panels[%d]"):format(i) end)
+  return M.bar_chart(title, panels, opts)
+end
 
 --- A bar chart: one bar per group.
 -- @param title the chart's title
@@ -858,9 +1083,13 @@ function M.bar_panels(title, panels, opts) return M.bar_chart(title, panels, opt
 -- @param opts {unit = "bytes"|"seconds"|label of the numbers, e.g. "faults"; log=, width=, height=}
 -- @return svg string
 function M.bars(title, groups, opts)
-  opts = opts or {}
-  assert(type(groups) == "table", "bad argument #2 to 'bars' (list of {label=, value=} expected)")
-  return M.bar_chart(title, { { groups = groups, unit = opts.unit, log = opts.log, axis = opts.axis } }, opts)
+  table_arg("bars", 2, groups)
+  opts = table_arg("bars", 3, opts, true)
+  text_field("bars", opts, "unit", "opts.unit")
+  text_field("bars", opts, "axis", "opts.axis")
+  local panels = { { groups = groups, unit = opts.unit, log = opts.log, axis = opts.axis } }
+  check_panels("bars", title, panels, opts, function() return "groups" end)
+  return M.bar_chart(title, panels, opts)
 end
 
 --- Horizontal bars: one row per bar, its label on the left, its value at
@@ -870,7 +1099,18 @@ end
 -- @param opts {unit=, log=, axis= (the x axis' title), width = 860}
 -- @return svg string
 function M.hbar_chart(title, rows, opts)
-  opts = opts or {}
+  title_arg("hbar_chart", title)
+  table_arg("hbar_chart", 2, rows)
+  opts = table_arg("hbar_chart", 3, opts, true)
+  pixels("hbar_chart", opts, "width", "opts.width")
+  text_field("hbar_chart", opts, "unit", "opts.unit")
+  text_field("hbar_chart", opts, "axis", "opts.axis")
+  for i, r in ipairs(rows) do
+    local what = ("rows[%d]"):format(i)
+    if type(r) ~= "table" then bad_field("hbar_chart", what, "a table {label=, value=, key=}, not " .. type(r)) end
+    value_field("hbar_chart", r, what)
+    name_field("hbar_chart", r, "key", what .. ".key", true)
+  end
   local w = opts.width or 860
   local quantity = opts.unit
   local vmax, vmin = 0, math.huge
@@ -916,15 +1156,7 @@ function M.hbar_chart(title, rows, opts)
   end
   out[#out + 1] = fmt('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#333333"/>', L, T, L, T + ph)
   out[#out + 1] = fmt('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#333333"/>', L, T + ph, L + pw, T + ph)
-  local px, marks = {}, {}
-  for i, m in ipairs(scale.marks) do px[i], marks[i] = L + pw * m.f, m.label end
-  local k = thin(px, marks, 12)
-  for i, x in ipairs(px) do
-    out[#out + 1] = fmt('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#333333"/>', x, T + ph, x, T + ph + 5)
-    if (i - 1) % k == 0 then text(out, x, T + ph + 19, marks[i], { anchor = "middle" }) end
-  end
-  text(out, L + pw / 2, T + ph + 43, fit(axis_title(opts.axis or default_axis(quantity), scale), pw, 12),
-    { anchor = "middle", class = "axis-label" })
+  x_axis_marks(out, L, pw, T + ph, scale, opts.axis or default_axis(quantity))
   for i, r in ipairs(rows) do
     local y = T + ROW * (i - 1)
     local v = r.value or 0
@@ -1033,7 +1265,8 @@ M.family = family
 -- @param opts { x=, virt= } (timelines)
 -- @return svg, or nil and why there is nothing to draw
 function M.chart(spec, result, name, opts)
-  opts = opts or {}
+  table_arg("chart", 1, spec)
+  opts = table_arg("chart", 4, opts, true)
   local draw = kinds[spec.kind]
   if not draw then return nil, ("unknown chart kind '%s'"):format(tostring(spec.kind)) end
   if type(result) ~= "table" then return nil, "no result to draw" end
@@ -1075,6 +1308,7 @@ end
 -- @return list of svg strings (those that had something to draw), and the
 --   reasons of the others
 function M.charts(name, result, opts)
+  table_arg("charts", 3, opts, true)
   local list, why = M.specs(name)
   local svgs, whys = {}, {}
   if #list == 0 then return svgs, { why } end
@@ -1092,7 +1326,7 @@ end
 -- @param opts {chart = "bars"|"timeline", x = "bytes"|"t", virt = false}
 -- @return svg string, or nil and the reason there is no chart
 function M.for_result(name, result, opts)
-  opts = opts or {}
+  opts = table_arg("for_result", 3, opts, true)
   local which = opts.chart or (opts.prefer == "bars" and "bars" or nil)
   local list, why = M.specs(name)
   if #list == 0 then return nil, why end
@@ -1114,6 +1348,8 @@ end
 --- Write an SVG string to a file.
 -- @return true, or nil, msg, errno
 function M.write(path, svg)
+  if type(path) ~= "string" then bad_arg("write", 1, "string (a file name)", path) end
+  if type(svg) ~= "string" then bad_arg("write", 2, "string (the SVG text)", svg) end
   local f, err, code = io.open(path, "w")
   if not f then return nil, err, code end
   local ok, werr, wcode = f:write(svg)
@@ -1154,6 +1390,8 @@ end
 --- Write a chart: SVG, or PNG (through rsvg-convert) when path ends in .png.
 -- @return true, or nil and a message
 function M.save(path, svg)
+  if type(path) ~= "string" then bad_arg("save", 1, "string (a file name)", path) end
+  if type(svg) ~= "string" then bad_arg("save", 2, "string (the SVG text)", svg) end
   local format, why = M.format_for(path)
   if not format then return nil, why end
   if format == "svg" then

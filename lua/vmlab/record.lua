@@ -28,12 +28,20 @@ M.object_mt = { __jsontype = "object" }
 --- ... or this one to have a table written as a JSON array.
 M.array_mt = { __jsontype = "array" }
 
+-- A wrong argument raises "bad argument #1 to 'record.json' (table expected, got number)".
+local function check_arg(fn, i, v, expected, optional)
+  if type(v) == expected or (optional and v == nil) then return v end
+  local want = expected .. (optional and " or nil" or "")
+  error(("bad argument #%d to 'record.%s' (%s expected, got %s)"):format(i, fn, want, type(v)), 3)
+end
+
 M.record_keys = { "schema", "experiment", "summary", "params", "system", "result", "seconds" }
 M.claim_keys = { "id", "text", "holds", "expected", "evidence", "why", "timing" }
 M.timeline_keys = { "bytes", "t", "rss", "virt", "minor_faults", "major_faults" }
 
 --- The record of one run of experiment e.
 function M.new(e, params, result, system, seconds)
+  check_arg("new", 1, e, "table")
   return {
     schema = M.SCHEMA, experiment = e.name, summary = e.summary, params = params,
     system = system, result = result, seconds = seconds,
@@ -159,6 +167,12 @@ end
 -- @param opts optional: a field description (unit = "object" with fields, ...)
 --   or { order = {keys...}, empty_object = true } for the top level
 function M.encode(v, opts)
+  check_arg("encode", 2, opts, "table", true)
+  for _, k in ipairs { "order", "fields", "members", "of", "item" } do
+    if opts and opts[k] ~= nil and type(opts[k]) ~= "table" then
+      error(("record.encode: opts.%s must be a table or nil, not %s"):format(k, type(opts[k])), 2)
+    end
+  end
   local out = {}
   encode(v, opts, out, 0)
   return table.concat(out)
@@ -368,6 +382,7 @@ end
 
 --- The record as one JSON object (a string, no newline), keys in the fixed order.
 function M.json(rec)
+  check_arg("json", 1, rec, "table")
   local e
   if rec.experiment then
     local ok, experiments = pcall(require, "vmlab.experiments")

@@ -26,14 +26,54 @@ report.array_mt = record_mod.array_mt
 --- The widest a table or a prose line of the text report gets (columns).
 report.WIDTH = 110
 
+-- ---------------------------------------------------------------------------
+-- Arguments: a wrong one raises an error naming the function and the
+-- argument ("bad argument #1 to 'report.text' (table expected, got number)",
+-- "report.text: record.params must be a table or nil, not number"), never a
+-- raw "attempt to index" from inside the rendering.
+
+local HERE = debug.getinfo(1, "S").source
+-- Raise msg at the first caller outside this file.
+local function fail(msg)
+  local level = 2
+  while (debug.getinfo(level + 1, "S") or {}).source == HERE do level = level + 1 end
+  error(msg, level + 1)
+end
+local function check_arg(fn, i, v, expected, optional)
+  if type(v) == expected or (optional and v == nil) then return v end
+  local want = expected .. (optional and " or nil" or "")
+  fail(("bad argument #%d to 'report.%s' (%s expected, got %s)"):format(i, fn, want, type(v)))
+end
+-- t[key] (named what) must be a table or nil; with rows, a list of tables.
+local function check_field(fn, t, key, what, rows)
+  local v = t[key]
+  if v == nil then return nil end
+  if type(v) ~= "table" then fail(("report.%s: %s must be a table or nil, not %s"):format(fn, what, type(v))) end
+  if rows then
+    for i, x in ipairs(v) do
+      if type(x) ~= "table" then fail(("report.%s: %s[%d] must be a table, not %s"):format(fn, what, i, type(x))) end
+    end
+  end
+  return v
+end
+-- The fields of an experiment module that the report reads.
+local function check_experiment(fn, e, i)
+  check_arg(fn, i, e, "table", true)
+  if e == nil then return end
+  for _, k in ipairs { "params", "fields", "claims" } do check_field(fn, e, k, "e." .. k, true) end
+  check_field(fn, e, "text_omit", "e.text_omit")
+end
+
 --- The unit of a field in a unit map (name -> unit, e.g. experiments' e.units), or nil.
 function report.kind(key, unit_map)
+  check_arg("kind", 2, unit_map, "table", true)
   return unit_map and unit_map[key] or nil
 end
 
 --- A value in human units: the unit comes from unit_map[key] (a map of
 -- name -> unit such as an experiment's e.units), never from the name.
 function report.format(key, v, unit_map)
+  check_arg("format", 3, unit_map, "table", true)
   return describe.show(unit_map and unit_map[key], v)
 end
 
@@ -68,6 +108,9 @@ end
 --- Words of text wrapped to lines of at most `width` columns (a word longer
 -- than that stays whole); the first line starts with `first`, the others with `rest`.
 function report.wrap(text, first, rest, width)
+  check_arg("wrap", 2, first, "string")
+  check_arg("wrap", 3, rest, "string")
+  check_arg("wrap", 4, width, "number", true)
   width = width or report.WIDTH
   local lines, line = {}, first
   local empty = true
@@ -376,7 +419,8 @@ end
 -- top-level fields listed in the experiment's `text_omit` (those its
 -- explain() prints in its own words). The JSON keeps everything.
 function report.text_view(result, e, nested)
-  if type(result) ~= "table" then return result end
+  check_arg("text_view", 1, result, "table")
+  check_experiment("text_view", e, 2)
   local omit = {}
   for _, k in ipairs(e and e.text_omit or {}) do omit[k] = true end
   local copy = {}
@@ -398,6 +442,18 @@ end
 -- @param e the experiment module (looked up by name when nil)
 -- @return a string ending in a newline
 function report.text(record, e)
+  check_arg("text", 1, record, "table")
+  check_experiment("text", e, 2)
+  for _, k in ipairs { "experiment", "summary" } do
+    local v = record[k]
+    if v ~= nil and type(v) ~= "string" then
+      fail(("report.text: record.%s must be a string or nil, not %s"):format(k, type(v)))
+    end
+  end
+  check_field("text", record, "params", "record.params")
+  check_field("text", record, "result", "record.result")
+  local system = check_field("text", record, "system", "record.system")
+  if system then check_field("text", system, "probes", "record.system.probes") end
   e = e or experiment_of(record) or {}
   local result = record.result or {}
   local out = {}
@@ -444,6 +500,7 @@ local verdict = { [true] = "held", [false] = "DID NOT HOLD", skipped = "skipped"
 
 --- The word for a claim's outcome: "held", "DID NOT HOLD" or "skipped".
 function report.verdict(claim)
+  check_arg("verdict", 1, claim, "table")
   return verdict[claim.holds] or tostring(claim.holds)
 end
 
@@ -451,8 +508,11 @@ end
 -- its verdict, its evidence, and why where it did not hold (or was skipped);
 -- a claim that held adds the experiment's explanation of it.
 function report.claims_lines(out, result, e)
-  local claims = result.claims
-  if type(claims) ~= "table" or #claims == 0 then return out end
+  check_arg("claims_lines", 1, out, "table")
+  check_arg("claims_lines", 2, result, "table")
+  check_experiment("claims_lines", e, 3)
+  local claims = check_field("claims_lines", result, "claims", "result.claims", true)
+  if claims == nil or #claims == 0 then return out end
   local by_id = {}
   for _, c in ipairs(e and e.claims or {}) do by_id[c.id] = c end
   out[#out + 1] = ""
@@ -462,8 +522,10 @@ function report.claims_lines(out, result, e)
     local word = report.verdict(c)
     local indent = "  " .. (" "):rep(pad_to)
     add_wrapped(out, c.text, "  " .. word .. (" "):rep(math.max(1, pad_to - #word)), indent)
-    if c.evidence and c.evidence ~= "" then add_wrapped(out, "measured: " .. c.evidence, indent, indent .. "  ") end
-    if c.holds ~= true and c.why then add_wrapped(out, "why: " .. c.why, indent, indent .. "  ") end
+    if c.evidence and c.evidence ~= "" then
+      add_wrapped(out, "measured: " .. tostring(c.evidence), indent, indent .. "  ")
+    end
+    if c.holds ~= true and c.why then add_wrapped(out, "why: " .. tostring(c.why), indent, indent .. "  ") end
     local spec = by_id[c.id]
     if c.holds == true and spec and type(spec.explain) == "function" then
       local ok, line = pcall(spec.explain, result)
@@ -484,6 +546,7 @@ end
 
 --- The record as one JSON object (a string, no newline): vmlab.record.json.
 function report.json(rec)
+  check_arg("json", 1, rec, "table")
   return record_mod.json(rec)
 end
 
@@ -498,6 +561,7 @@ end
 --- Parse JSON text (the inverse, for specs and tools); numbers come back as
 -- integers where they are whole.
 function report.decode(text)
+  check_arg("decode", 1, text, "string")
   local function ints(v)
     if type(v) == "number" then return math.tointeger(v) or v end
     if type(v) == "table" then

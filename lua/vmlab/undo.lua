@@ -22,6 +22,15 @@ local core = require "vmlab.core"
 local M = {}
 local Undo = {}
 Undo.__index = Undo
+Undo.__name = "vmlab.Undo"
+
+-- A method called on something that is not an undo list (u.script() for u:script()).
+local function check_self(self, method)
+  if getmetatable(self) ~= Undo then
+    error(("calling '%s' on bad self (a vmlab.undo list expected, got %s; call it as u:%s(...))"):format(method,
+      type(self), method), 3)
+  end
+end
 
 -- A word for sh: single-quoted.
 local function quote(s)
@@ -38,6 +47,7 @@ end
 --- Remember the first line of file `path` now, to be written back on undo.
 -- @return the value read, or nil, message when the file cannot be read
 function Undo:write_back(path)
+  check_self(self, "write_back")
   if type(path) ~= "string" or path:find("\0", 1, true) then
     error("bad argument #1 to 'write_back' (a path without NUL bytes expected)", 2)
   end
@@ -54,6 +64,7 @@ end
 
 --- Add a shell command to the undo script (run before the steps added earlier).
 function Undo:command(cmd)
+  check_self(self, "command")
   if type(cmd) ~= "string" or cmd:find("\0", 1, true) then
     error("bad argument #1 to 'command' (a shell command without NUL bytes expected)", 2)
   end
@@ -63,6 +74,7 @@ end
 
 --- The undo script as one shell command line.
 function Undo:script()
+  check_self(self, "script")
   if #self.steps == 0 then return ":" end
   return table.concat(self.steps, "; ")
 end
@@ -70,6 +82,7 @@ end
 --- Start the watcher that undoes if this process dies before run().
 -- @return true, or nil, message (then nothing should be changed)
 function Undo:arm()
+  check_self(self, "arm")
   if self.watcher then return true end
   local pid = core.getpid()
   local watch = ("trap '' INT TERM HUP; while kill -0 %d 2>/dev/null; do sleep 0.2; done; %s"):format(pid,
@@ -83,6 +96,7 @@ end
 --- Undo now (once; later calls do nothing) and stop the watcher.
 -- @return true, or nil, message when the script reported a failure
 function Undo:run()
+  check_self(self, "run")
   if self.done or core.getpid() ~= self.owner then return true end
   self.done = true
   local ok = os.execute(self:script())
@@ -95,7 +109,7 @@ function Undo:run()
   return true
 end
 
-Undo.__close = function(self) self:run() end
-Undo.__gc = function(self) self:run() end
+Undo.__close = function(self) check_self(self, "__close"); self:run() end
+Undo.__gc = function(self) check_self(self, "__gc"); self:run() end
 
 return M

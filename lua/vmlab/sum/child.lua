@@ -30,6 +30,10 @@ local function say(fmt, ...) io.stderr:write(("vmlab sum child %d: " .. fmt .. "
 --- Run the child. `args` = { name, out, parent_pid }. Returns the exit code:
 -- 0 done (input ended, or stopped as asked), 1 failed or orphaned.
 function child.main(args)
+  if type(args) ~= "table" then
+    error(("bad argument #1 to 'sum.child.main' (a table {name, out, parent_pid} expected, got %s)"):format(
+      type(args)), 2)
+  end
   vm.fill_std_fds() -- 1 and 2 at least: nothing may open in their place
   local name, out, ppid = args[1], args[2], math.tointeger(tonumber(args[3] or ""))
   if not (name and out and ppid) then

@@ -23,6 +23,13 @@
 local vm = require "vmlab"
 local ring = require "vmlab.sum.ring"
 local names = require "vmlab.sum.names"
+local describe_plural = require("vmlab.describe").plural
+
+-- "1 line", "6774 lines", "1 error line": describe.plural's word, the count in
+-- plain digits as `vmlab sum` has always printed it (scripts and specs read it).
+local function plural(n, word)
+  return ("%d %s"):format(n, (describe_plural(n, word):gsub("^%S+ ", "")))
+end
 
 local parent = {}
 
@@ -206,6 +213,9 @@ local session
 --   what went wrong or nil, lines=, numbers=, errors=, written=, seconds=,
 --   lines_per_second=, sync=, out=, child_pid=, child_status= }.
 function parent.run(opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error(("bad argument #1 to 'sum.parent.run' (table or nil expected, got %s)"):format(type(opts)), 2)
+  end
   local o = {}
   for k, v in pairs(parent.defaults) do o[k] = v end
   for k, v in pairs(opts or {}) do o[k] = v end
@@ -328,14 +338,14 @@ function session(o, slots, res, log, interactive)
   if how == "signal" or late_sig then
     local sig = how == "signal" and detail or late_sig
     res.code = 128 + (vm.signals[sig] or 0)
-    res.message = ("stopped by %s; the child %s; the results of %d lines are in %s"):format(sig, describe(status),
-      res.written, describe_out(o))
+    res.message = ("stopped by %s; the child %s; the results of %s are in %s"):format(sig, describe(status),
+      plural(res.written, "line"), describe_out(o))
   elseif how == "eof" and status and status.exited and status.code == 0 and state == "done" then
     res.code = 0
   elseif how == "eof" or how == "child" then
-    res.message = ("the child (pid %s) %s after %d lines%s; the results it wrote are in %s"):format(
-      tostring(res.child_pid), describe(status), res.written, state == "failed" and " (it reported a failure)" or "",
-      describe_out(o))
+    res.message = ("the child (pid %s) %s after %s%s; the results it wrote are in %s"):format(
+      tostring(res.child_pid), describe(status), plural(res.written, "line"),
+      state == "failed" and " (it reported a failure)" or "", describe_out(o))
   else
     res.message = ("%s; the child %s"):format(tostring(detail), describe(status))
   end
@@ -343,10 +353,24 @@ function session(o, slots, res, log, interactive)
 end
 
 --- The end-of-run line for stderr.
+-- "6 lines, 7 numbers, 2 error lines, 0.003 s, 2015 lines/s (sync futex, out sums.txt)"; "1 line, 1 number, ...".
 function parent.summary(res)
-  return ("%d lines, %d numbers, %d error lines, %.3f s, %.0f lines/s (sync %s, out %s)"):format(res.lines,
-    res.numbers, res.errors, res.seconds or 0, res.lines_per_second or 0, res.sync,
-    res.out == "-" and "standard output" or res.out)
+  if type(res) ~= "table" then
+    error(("bad argument #1 to 'sum.parent.summary' (a result table expected, got %s)"):format(type(res)), 2)
+  end
+  for _, k in ipairs { "lines", "numbers", "errors" } do
+    if math.type(res[k]) ~= "integer" then
+      error(("sum.parent.summary: res.%s must be an integer, not %s"):format(k, type(res[k])), 2)
+    end
+  end
+  for _, k in ipairs { "seconds", "lines_per_second" } do
+    if res[k] ~= nil and type(res[k]) ~= "number" then
+      error(("sum.parent.summary: res.%s must be a number or nil, not %s"):format(k, type(res[k])), 2)
+    end
+  end
+  return ("%s, %s, %s, %.3f s, %.0f lines/s (sync %s, out %s)"):format(plural(res.lines, "line"),
+    plural(res.numbers, "number"), plural(res.errors, "error line"), res.seconds or 0, res.lines_per_second or 0,
+    tostring(res.sync), res.out == "-" and "standard output" or tostring(res.out))
 end
 
 return parent

@@ -50,6 +50,29 @@ local SPIN = 100 -- loads of a futex word before sleeping on it (some microsecon
 
 local function protocol(fmt, ...) error("protocol: " .. fmt:format(...), 0) end
 
+-- Arguments: "bad argument #1 to 'sum.ring.attach' (a vmlab.Region expected, got nil)", at the caller.
+local function bad_arg(fn, i, expected, v)
+  error(("bad argument #%d to 'sum.ring.%s' (%s expected, got %s)"):format(i, fn, expected, type(v)), 3)
+end
+local function check_region(fn, s)
+  local mt = getmetatable(s)
+  if type(s) ~= "userdata" or type(mt) ~= "table" or rawget(mt, "__name") ~= "vmlab.Region" then
+    bad_arg(fn, 1, "a vmlab.Region (the shared object)", s)
+  end
+end
+local function check_int(fn, i, v, what)
+  if math.type(v) ~= "integer" then bad_arg(fn, i, what, v) end
+end
+local function check_word(fn, i, v, words, what)
+  if type(v) ~= "string" or words[v] == nil then bad_arg(fn, i, what, v) end
+end
+local function check_ring(fn, s, sync, slots, slot_size)
+  check_region(fn, s)
+  check_word(fn, 2, sync, ring.SYNC, "a sync method (futex, poll or sem)")
+  local ok, why = ring.check_geometry(slots, slot_size)
+  if not ok then error(("bad argument to 'sum.ring.%s' (%s)"):format(fn, why), 3) end
+end
+
 -- The most a semaphore may count: spaces <= slots; items <= one per
 -- published slot plus the ends the parent announces.
 local function sem_max(sem, slots) return sem == O.spaces and slots or slots + 4 end
@@ -67,7 +90,11 @@ local function notify(s, sync, seq, sem, slots)
 end
 
 --- Bytes of the object for `slots` slots of `slot_size` bytes.
-function ring.size(slots, slot_size) return O.data + slots * slot_size end
+function ring.size(slots, slot_size)
+  check_int("size", 1, slots, "a slot count (integer)")
+  check_int("size", 2, slot_size, "a slot size in bytes (integer)")
+  return O.data + slots * slot_size
+end
 
 --- Check a geometry; returns true or nil, reason.
 function ring.check_geometry(slots, slot_size)
@@ -82,6 +109,8 @@ end
 
 --- The parent fills the header of a new object (all else is zero).
 function ring.init(s, sync, slots, slot_size, parent_pid)
+  check_ring("init", s, sync, slots, slot_size)
+  check_int("init", 5, parent_pid, "a pid (integer)")
   s:atomic_store(O.version, ring.VERSION, 32)
   s:atomic_store(O.sync, ring.SYNC[sync], 32)
   s:atomic_store(O.slots, slots, 32)
@@ -97,6 +126,7 @@ end
 --- The child checks the header of the object it opened, reading each field
 -- once; returns the geometry { sync=, slots=, slot_size=, parent_pid= } or nil, reason.
 function ring.attach(s)
+  check_region("attach", s)
   if s.size < O.data then return nil, ("the object is %d bytes, too small for a header"):format(s.size) end
   if s:atomic_load(O.magic) ~= ring.MAGIC then return nil, "the object is not a vmlab sum ring (bad magic)" end
   local version = s:atomic_load(O.version, 32)
@@ -116,16 +146,21 @@ end
 --- The child announces itself: its pid, state "attached", and a wake for a
 -- parent that may be waiting.
 function ring.announce(s, pid)
+  check_region("announce", s)
+  check_int("announce", 2, pid, "a pid (integer)")
   s:atomic_store(O.child_pid, pid)
   ring.set_child_state(s, "attached")
 end
 
 function ring.set_child_state(s, state)
+  check_region("set_child_state", s)
+  check_word("set_child_state", 2, state, ring.CHILD, "a child state (starting, attached, done or failed)")
   s:atomic_store(O.child_state, ring.CHILD[state], 32)
   notify(s, "futex", O.space_seq)
 end
 
 function ring.child_state(s)
+  check_region("child_state", s)
   local v = s:atomic_load(O.child_state, 32)
   for k, n in pairs(ring.CHILD) do if n == v then return k end end
   return "unknown"
@@ -134,6 +169,14 @@ end
 --- The child's running totals, stored after each batch; `written`: the
 -- result lines that reached the output.
 function ring.store_stats(s, st, written)
+  check_region("store_stats", s)
+  if type(st) ~= "table" then bad_arg("store_stats", 2, "a table {lines=, numbers=, errors=}", st) end
+  for _, k in ipairs { "lines", "numbers", "errors" } do
+    if math.type(st[k]) ~= "integer" then
+      error(("sum.ring.store_stats: st.%s must be an integer, not %s"):format(k, type(st[k])), 2)
+    end
+  end
+  if written ~= nil then check_int("store_stats", 3, written, "a count of lines written (integer) or nil") end
   s:atomic_store(O.lines, st.lines)
   s:atomic_store(O.numbers, st.numbers)
   s:atomic_store(O.errors, st.errors)
@@ -145,6 +188,8 @@ end
 -- than bytes, no more error lines or lines written than lines). Returns
 -- { lines=, numbers=, errors=, written= } or nil, "protocol: ...".
 function ring.stats(s, bytes)
+  check_region("stats", s)
+  if bytes ~= nil then check_int("stats", 2, bytes, "a byte count (integer) or nil") end
   local st = { lines = s:atomic_load(O.lines), numbers = s:atomic_load(O.numbers), errors = s:atomic_load(O.errors),
     written = s:atomic_load(O.written) }
   bytes = bytes or math.maxinteger - 1
@@ -164,6 +209,7 @@ Producer.__index = Producer
 --- The parent's side: p:acquire(timeout) -> offset of a free slot's data;
 -- p:publish(len); p:finish("eof"|"abort").
 function ring.producer(s, sync, slots, slot_size)
+  check_ring("producer", s, sync, slots, slot_size)
   return setmetatable({ s = s, sync = sync, slots = slots, slot_size = slot_size, head = 0, holding = false },
     Producer)
 end
@@ -200,6 +246,10 @@ end
 function Producer:publish(len)
   local s = self.s
   assert(self.holding, "publish without acquire")
+  if math.type(len) ~= "integer" or len < 0 or len > self.slot_size then
+    error(("bad argument #1 to 'publish' (a length of 0..%d bytes expected, got %s)"):format(self.slot_size,
+      tostring(len)), 2)
+  end
   self.holding = false
   if self.sync == "poll" then
     s:atomic_store(O.lens, len)
@@ -217,6 +267,9 @@ end
 -- then sets the lab's end flag (2); returns false, why when that timed out.
 function Producer:finish(state, timeout)
   local s = self.s
+  if state ~= "eof" and state ~= "abort" then
+    error(("bad argument #1 to 'finish' (\"eof\" or \"abort\" expected, got %s)"):format(tostring(state)), 2)
+  end
   if self.sync == "poll" and state == "eof" then
     local ok, why = self:acquire(timeout)
     if not ok then return false, why end
@@ -239,6 +292,8 @@ Consumer.__index = Consumer
 
 --- The child's side: c:take(timeout) -> the next batch of input bytes.
 function ring.consumer(s, geometry)
+  if type(geometry) ~= "table" then bad_arg("consumer", 2, "a geometry table (ring.attach's)", geometry) end
+  check_ring("consumer", s, geometry.sync, geometry.slots, geometry.slot_size)
   return setmetatable({ s = s, sync = geometry.sync, slots = geometry.slots, slot_size = geometry.slot_size,
     tail = 0 }, Consumer)
 end
