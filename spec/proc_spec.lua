@@ -407,4 +407,24 @@ describe("proc.sysctl, proc.vmstat, proc.swaps, proc.oom_score, proc.ksm_stat an
     -- x86 and arm64 list their feature flags; other machines may list none
     if vm.proc.sysctl("kernel.arch") == "x86_64" then assert.is_true(flags.fpu and n > 10) end
   end)
+  it("boot_time is the epoch second the system booted, before this process started", function()
+    local btime = assert(vm.proc.boot_time())
+    assert.equal("integer", math.type(btime))
+    local started = btime + assert(vm.proc.stat("self")).starttime
+    assert.is_true(started <= os.time() + 1 and started > os.time() - 24 * 3600, "started at " .. started)
+  end)
+
+  it("sum names: creator_alive tells a live creator from a gone one or a reused pid", function()
+    local names = require "vmlab.sum.names"
+    local me = vm.getpid()
+    assert.is_true(names.creator_alive(me, os.time()))
+    assert.is_true(names.creator_alive(me, nil))
+    -- an object modified before this process started cannot be its creator's
+    local started = vm.proc.boot_time() + vm.proc.stat("self").starttime
+    assert.is_false(names.creator_alive(me, math.floor(started) - 3600))
+    local child = assert(vm.spawn({ "true" }))
+    local pid = child.pid
+    child:wait()
+    assert.is_false(names.creator_alive(pid, os.time()))
+  end)
 end)

@@ -32,6 +32,7 @@
 local luassert = require "luassert"
 local say = require "say"
 local core = require "vmlab.core"
+local proc = require "vmlab.proc"
 
 local M = {}
 
@@ -175,12 +176,9 @@ function M.faults_now()
   return ru.minor_faults, ru.major_faults
 end
 
---- VmRSS of this process in bytes (/proc/self/statm).
+--- VmRSS of this process in bytes (/proc/self/statm, through vmlab.proc).
 function M.rss_now()
-  local f = assert(io.open("/proc/self/statm", "r"))
-  local line = f:read("l")
-  f:close()
-  return tonumber(line:match("^%d+%s+(%d+)")) * core.page_size
+  return assert(proc.rss("self"))
 end
 
 --- Run fn and measure: faults = minor + major, minor, major, rss before, rss after.

@@ -464,6 +464,16 @@ local STAT_FIELDS = {
 local TICKS = { utime = true, stime = true, cutime = true, cstime = true, starttime = true,
   guest_time = true, cguest_time = true, delayacct_blkio_ticks = true }
 
+--- The time the system booted, in seconds since the epoch (btime in /proc/stat).
+-- @return integer, or nil, msg, errno
+function M.boot_time()
+  local text, err, code = slurp("/proc/stat")
+  if not text then return nil, err, code end
+  local btime = math.tointeger(tonumber(text:match("\nbtime (%d+)") or ""))
+  if not btime then return nil, "boot_time: no btime line in /proc/stat" end
+  return btime
+end
+
 --- /proc/PID/stat: {pid=, comm=, state=, ppid=, minflt=, majflt=, cminflt=,
 -- cmajflt=, utime=, stime=, ... vsize= (bytes), rss= (bytes), rss_pages=,
 -- num_threads=, ...}. Times (utime, stime, cutime, cstime, starttime, ...)

@@ -9,6 +9,7 @@
 -- dead; anything else is left alone.
 -- @module vmlab.sum.names
 local vm = require "vmlab"
+local proc = require "vmlab.proc"
 
 local names = {}
 
@@ -43,37 +44,21 @@ function names.parse(name)
   return kind, pid
 end
 
-local function boot_time()
-  local f = io.open("/proc/stat")
-  if not f then return nil end
-  local text = f:read("a") or ""
-  f:close()
-  return tonumber(text:match("\nbtime (%d+)"))
-end
-
 -- The effective uid of this process (the owner of the objects it creates).
 local function my_uid()
-  local f = io.open("/proc/self/status")
-  if not f then return nil end
-  local text = f:read("a") or ""
-  f:close()
-  return math.tointeger(tonumber(text:match("\nUid:%s+%d+%s+(%d+)") or ""))
+  local st = proc.status("self")
+  return st and st.euid
 end
 
 --- Is process `pid` alive, and could it be the creator of an object last
 -- modified at `mtime` (it started before then)? A zombie counts as gone.
 function names.creator_alive(pid, mtime)
-  local f = io.open(("/proc/%d/stat"):format(pid))
-  if not f then return false end
-  local stat = f:read("a")
-  f:close()
-  local rest = stat and stat:match("^.*%) (.*)$") -- after the last ") ": comm may hold anything
-  if not rest then return true end -- unreadable: assume alive, remove nothing
-  local fields = {}
-  for w in rest:gmatch("%S+") do fields[#fields + 1] = w end
-  if fields[1] == "Z" or fields[1] == "X" then return false end
-  local start, btime, hz = tonumber(fields[20]), boot_time(), vm.clock_ticks -- field 22 of proc(5)
-  if mtime and start and btime and hz and hz > 0 and btime + start / hz > mtime + 2 then
+  if not proc.alive(pid) then return false end
+  local st = proc.stat(pid)
+  if not st then return proc.alive(pid) end -- unreadable but there: assume alive, remove nothing
+  if st.state == "Z" or st.state == "X" then return false end
+  local btime = proc.boot_time()
+  if mtime and st.starttime and btime and btime + st.starttime > mtime + 2 then
     return false -- that pid now belongs to a process younger than the object
   end
   return true
