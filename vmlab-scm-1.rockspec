@@ -94,6 +94,7 @@ build = {
     ["vmlab.pagecache"] = "lua/vmlab/pagecache.lua",
     ["vmlab.plot"] = "lua/vmlab/plot.lua",
     ["vmlab.proc"] = "lua/vmlab/proc.lua",
+    ["vmlab.args"] = "lua/vmlab/args.lua",
     ["vmlab.progress"] = "lua/vmlab/progress.lua",
     ["vmlab.record"] = "lua/vmlab/record.lua",
     ["vmlab.report"] = "lua/vmlab/report.lua",

@@ -483,6 +483,8 @@ local REVIEWED = {
   -- (vmlab.Undo below): arm() and run() are denied, so no undo script (which writes sysctls/sysfs
   -- files as root, or runs shell commands) ever runs
   ["vmlab.undo"] = true,
+  -- args: builds and raises argument errors (pure)
+  ["vmlab.args"] = true,
 }
 local unreviewed = {}
 
@@ -1239,7 +1241,8 @@ end
 -- Lua modules whose functions check their arguments (issue 9 item 11): a raw
 -- Lua error from one of them is an oracle failure; from the others, a note in the log.
 local ARGS_CHECKED = { "vmlab.report.", "vmlab.plot.", "vmlab.assert.", "vmlab.pagecache.", "vmlab.html.",
-  "vmlab.undo.", "vmlab.record.", "vmlab.sum.ring.", "vmlab.sum.parent.", "vmlab.sum.child.", "Undo:", "Undo." }
+  "vmlab.undo.", "vmlab.record.", "vmlab.sum.", "vmlab.progress.", "vmlab.describe.", "vmlab.experiments.",
+  "vmlab.kernel", "vmlab.proc.", "vmlab.faults.", "vmlab.self", "vmlab.units.", "vmlab.cgroup.", "vmlab.args.", "Undo:", "Undo." }
 local function args_checked(name)
   for _, p in ipairs(ARGS_CHECKED) do if name:sub(1, #p) == p then return true end end
   return false

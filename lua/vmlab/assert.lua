@@ -31,6 +31,7 @@
 -- @module vmlab.assert
 local luassert = require "luassert"
 local say = require "say"
+local args = require "vmlab.args"
 local core = require "vmlab.core"
 local proc = require "vmlab.proc"
 
@@ -42,11 +43,7 @@ say.en[KEY] = "%s" -- the whole message is built by the assertion
 local floor, abs = math.floor, math.abs
 
 -- "bad argument #1 to 'vmlab.assert.measure' (function expected, got nil)", at the caller's caller.
-local function check_arg(fn, i, v, expected)
-  if type(v) ~= expected then
-    error(("bad argument #%d to 'vmlab.assert.%s' (%s expected, got %s)"):format(i, fn, expected, type(v)), 3)
-  end
-end
+local function check_arg(fn, i, v, expected) args.check("vmlab.assert." .. fn, i, v, expected) end
 
 local function bytes(n)
   check_arg("bytes", 1, n, "number")

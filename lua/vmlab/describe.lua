@@ -9,6 +9,7 @@
 --   d.check(param, value)                                 --> nil | "--size: must be at least 4.0 KiB"
 --   d.show("bytes", 1536) --> "1.5 KiB";  d.show("ns", 7999343) --> "8.00 ms"
 -- @module vmlab.describe
+local args = require "vmlab.args"
 local units = require "vmlab.units"
 
 local M = {}
@@ -82,9 +83,32 @@ local function parse_one(p, text)
   return text
 end
 
+-- A wrong param description (not a table, an unknown unit, a min, max or
+-- choices of the wrong type) raises an error naming describe.<fn>'s argument.
+local KNOWN_UNIT = {}
+for _, u in ipairs(M.param_units) do KNOWN_UNIT[u] = true end
+for _, u in ipairs(M.field_units) do KNOWN_UNIT[u] = true end
+local function check_p(fn, p)
+  local where = "describe." .. fn
+  args.check(where, 1, p, "table")
+  if p.unit ~= nil and not KNOWN_UNIT[p.unit] then
+    args.bad(where, 1, "a param description with a known unit", p.unit)
+  end
+  for _, k in ipairs { "min", "max" } do
+    if p[k] ~= nil and type(p[k]) ~= "number" then
+      args.bad(where, 1, "a param description with a numeric " .. k, p[k])
+    end
+  end
+  if p.choices ~= nil and type(p.choices) ~= "table" then
+    args.bad(where, 1, "a param description whose choices are a list", p.choices)
+  end
+end
+
 --- Read a command-line word in the unit of param p (a list param: comma-separated words).
 -- @return the value, or nil and one line naming the option
 function M.parse(p, text)
+  check_p("parse", p)
+  args.check("describe.parse", 2, text, "string", true)
   local opt = M.option(p.name)
   if text == nil then
     if p.unit == "boolean" then return true end
@@ -107,6 +131,7 @@ end
 
 --- A value of param p as the command line writes it (512KiB, 0.5, yes, a,b).
 function M.word(p, v)
+  check_p("word", p)
   if p.list and type(v) == "table" then
     local out = {}
     for i, x in ipairs(v) do out[i] = M.word({ unit = p.unit }, x) end
@@ -158,6 +183,8 @@ end
 --- Check value v of param p: nil when it is valid, else one line naming the
 -- option ("--size: ..."), or `label` when given (the Lua API says "size").
 function M.check(p, v, label)
+  check_p("check", p)
+  args.check("describe.check", 3, label, "string", true)
   local opt = label or M.option(p.name)
   if p.list then
     if type(v) ~= "table" then return opt .. ": must be a list" end
@@ -176,6 +203,7 @@ end
 -- also takes "a,b,c"; a number param takes a whole float (4.0). Words are
 -- left alone (check reports them).
 function M.coerce(p, v)
+  check_p("coerce", p)
   if p.list and type(v) == "string" then
     local out = {}
     for _, w in ipairs(words(v)) do out[#out + 1] = parse_one(p, w) or w end
@@ -237,6 +265,9 @@ end
 
 --- "1 line", "2 lines" (plural by count; `plural` defaults to word .. "s").
 function M.plural(n, word, plural)
+  args.check("describe.plural", 1, n, "number")
+  args.check("describe.plural", 2, word, "string")
+  args.check("describe.plural", 3, plural, "string", true)
   return ("%s %s"):format(units.count(n), n == 1 and word or (plural or word .. "s"))
 end
 

@@ -13,6 +13,7 @@
 -- attributes (section.experiment[data-experiment], li.claim[data-claim][data-verdict],
 -- figure.chart) so a program can check the page.
 -- @module vmlab.html
+local args = require "vmlab.args"
 local report = require "vmlab.report"
 local plot = require "vmlab.plot"
 
@@ -20,15 +21,8 @@ local M = {}
 
 -- "bad argument #1 to 'html.page' (table expected, got number)", raised at
 -- the first caller outside this file.
-local HERE = debug.getinfo(1, "S").source
-local function fail(msg)
-  local level = 2
-  while (debug.getinfo(level + 1, "S") or {}).source == HERE do level = level + 1 end
-  error(msg, level + 1)
-end
-local function bad_arg(fn, i, expected, v)
-  fail(("bad argument #%d to 'html.%s' (%s expected, got %s)"):format(i, fn, expected, type(v)))
-end
+local fail = args.fail
+local function bad_arg(fn, i, expected, v) args.bad("html." .. fn, i, expected, v) end
 local function bad_field(fn, what, must, v) fail(("html.%s: %s must be %s, not %s"):format(fn, what, must, type(v))) end
 
 -- The records html.page reads: each a table whose experiment is text, whose

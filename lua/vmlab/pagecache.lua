@@ -3,13 +3,12 @@
 -- The file-mmap and madvise experiments use it.
 -- @module vmlab.pagecache
 local vm = require "vmlab"
+local args = require "vmlab.args"
 
 local M = {}
 
 -- "bad argument #2 to 'pagecache.fill' (a size in bytes expected, got string)", at the caller.
-local function bad_arg(fn, i, expected, v)
-  error(("bad argument #%d to 'pagecache.%s' (%s expected, got %s)"):format(i, fn, expected, type(v)), 3)
-end
+local function bad_arg(fn, i, expected, v) args.bad("pagecache." .. fn, i, expected, v) end
 
 --- Write `size` bytes, all `byte` (a one-character string), to the file at
 -- `path` with write(2): the pages sit dirty in the page cache until written back.

@@ -21,6 +21,8 @@
 -- <polyline> or <rect> carrying class="series" and data-series="NAME", and
 -- the legend names it too.
 -- @module vmlab.plot
+local args = require "vmlab.args"
+
 local M = {}
 
 local floor, max, min, abs, ceil, log = math.floor, math.max, math.min, math.abs, math.ceil, math.log
@@ -45,16 +47,9 @@ local esc = M.escape
 -- "plot.lines: spec.series[2].points must be a list"), never a raw "attempt
 -- to index" from deep inside the drawing.
 
-local HERE = debug.getinfo(1, "S").source
--- Raise msg at the first caller outside this file (where the wrong value came from).
-local function fail(msg)
-  local level = 2
-  while (debug.getinfo(level + 1, "S") or {}).source == HERE do level = level + 1 end
-  error(msg, level + 1)
-end
-local function bad_arg(fn, i, expected, v)
-  fail(("bad argument #%d to 'plot.%s' (%s expected, got %s)"):format(i, fn, expected, type(v)))
-end
+-- Raised at the first caller outside this file (where the wrong value came from).
+local fail = args.fail
+local function bad_arg(fn, i, expected, v) args.bad("plot." .. fn, i, expected, v) end
 local function bad_field(fn, what, must) fail(("plot.%s: %s must be %s"):format(fn, what, must)) end
 -- arg i of fn must be a table (or nil when optional); returns it or {}
 local function table_arg(fn, i, v, optional)

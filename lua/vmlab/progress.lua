@@ -13,6 +13,7 @@
 -- updates the bar between them, so the cost is one Lua call per chunk.
 -- @module vmlab.progress
 local core = require "vmlab.core"
+local args = require "vmlab.args"
 local units = require "vmlab.units"
 
 local M = {}
@@ -44,8 +45,20 @@ Bar.__index = Bar
 --   interval = 0.1 (seconds between redraws)}
 -- @return bar with :update(done, {rss=, faults=}), :finish(), .enabled
 function M.new(opts)
-  opts = opts or {}
+  opts = args.check("progress.new", 1, opts, "table", true) or {}
+  args.option("progress.new", "total", opts.total, "number")
+  args.option("progress.new", "label", opts.label, "string")
+  args.option("progress.new", "enabled", opts.enabled, "boolean")
+  args.option("progress.new", "width", opts.width, "integer")
+  args.option("progress.new", "interval", opts.interval, "number")
+  if opts.width and (opts.width < 1 or opts.width > 1000) then
+    args.fail(("bad option 'width' to 'progress.new' (1..1000 expected, got %d)"):format(opts.width))
+  end
   local out = opts.out or io.stdout
+  local ot = type(out)
+  if (ot ~= "table" and ot ~= "userdata") or type(out.write) ~= "function" then
+    args.fail(("bad option 'out' to 'progress.new' (a file or anything with :write expected, got %s)"):format(ot))
+  end
   local enabled = opts.enabled
   if enabled == nil then enabled = M.is_terminal(out) end
   return setmetatable({
@@ -100,6 +113,28 @@ function Bar:clear()
   self.drawn, self.last = false, -math.huge
 end
 
+-- Bar methods called on something that is not a bar, or with a wrong
+-- argument, raise an error naming it.
+local function check_bar(fn, self)
+  if getmetatable(self) ~= Bar then args.bad("progress.Bar:" .. fn, 1, "a progress bar (self)", self) end
+end
+for _, fn in ipairs { "line", "update" } do
+  local raw = Bar[fn]
+  Bar[fn] = function(self, done, info)
+    check_bar(fn, self)
+    args.check("progress.Bar:" .. fn, 2, done, "number")
+    args.check("progress.Bar:" .. fn, 3, info, "table", true)
+    return raw(self, done, info)
+  end
+end
+for _, fn in ipairs { "finish", "clear" } do
+  local raw = Bar[fn]
+  Bar[fn] = function(self, ...)
+    check_bar(fn, self)
+    return raw(self, ...)
+  end
+end
+
 M.Bar = Bar
 
 --- A bar for every r:touch of this process until the returned function is
@@ -110,7 +145,7 @@ M.Bar = Bar
 -- @param opts {label = "lazy", enabled = nil|true|false, out = io.stdout}
 -- @return stop function
 function M.during_touches(opts)
-  opts = opts or {}
+  opts = args.check("progress.during_touches", 1, opts, "table", true) or {}
   local bar = M.new { total = 0, label = opts.label, enabled = opts.enabled, out = opts.out }
   if not bar.enabled then return function() end end
   local previous = core.set_touch_hook(function(done, total, faults)
@@ -139,7 +174,17 @@ end
 --   and the bar (call bar:clear() before printing; return false to stop early)
 -- @return the merged touch result
 function M.touch(r, mode, opts)
-  opts = opts or {}
+  local mt = getmetatable(r)
+  if type(r) ~= "userdata" or type(mt) ~= "table" or rawget(mt, "__name") ~= "vmlab.Region" then
+    args.bad("progress.touch", 1, "a vmlab.Region", r)
+  end
+  if mode ~= "read" and mode ~= "write" then args.bad("progress.touch", 2, "\"read\" or \"write\"", mode) end
+  opts = args.check("progress.touch", 3, opts, "table", true) or {}
+  for _, k in ipairs { "offset", "length", "stride", "chunk" } do
+    args.option("progress.touch", k, opts[k], "integer")
+  end
+  args.option("progress.touch", "progress", opts.progress, "table")
+  args.option("progress.touch", "on_chunk", opts.on_chunk, "function")
   local ps = core.page_size
   local off = opts.offset or 0
   local len = opts.length or (r.size - off)

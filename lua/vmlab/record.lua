@@ -18,6 +18,8 @@
 -- described as an object or map); arrays with holes get nulls; a table with
 -- non-sequence keys is an object (its keys as strings).
 -- @module vmlab.record
+local args = require "vmlab.args"
+
 local M = {}
 
 --- The version of the record's shape (doc/record.schema.json's "schema").
@@ -29,11 +31,7 @@ M.object_mt = { __jsontype = "object" }
 M.array_mt = { __jsontype = "array" }
 
 -- A wrong argument raises "bad argument #1 to 'record.json' (table expected, got number)".
-local function check_arg(fn, i, v, expected, optional)
-  if type(v) == expected or (optional and v == nil) then return v end
-  local want = expected .. (optional and " or nil" or "")
-  error(("bad argument #%d to 'record.%s' (%s expected, got %s)"):format(i, fn, want, type(v)), 3)
-end
+local function check_arg(fn, i, v, expected, optional) return args.check("record." .. fn, i, v, expected, optional) end
 
 M.record_keys = { "schema", "experiment", "summary", "params", "system", "result", "seconds" }
 M.claim_keys = { "id", "text", "holds", "expected", "evidence", "why", "timing" }

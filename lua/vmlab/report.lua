@@ -15,6 +15,7 @@
 
 local report = {}
 
+local args = require "vmlab.args"
 local describe = require "vmlab.describe"
 local record_mod = require "vmlab.record"
 
@@ -32,18 +33,8 @@ report.WIDTH = 110
 -- "report.text: record.params must be a table or nil, not number"), never a
 -- raw "attempt to index" from inside the rendering.
 
-local HERE = debug.getinfo(1, "S").source
--- Raise msg at the first caller outside this file.
-local function fail(msg)
-  local level = 2
-  while (debug.getinfo(level + 1, "S") or {}).source == HERE do level = level + 1 end
-  error(msg, level + 1)
-end
-local function check_arg(fn, i, v, expected, optional)
-  if type(v) == expected or (optional and v == nil) then return v end
-  local want = expected .. (optional and " or nil" or "")
-  fail(("bad argument #%d to 'report.%s' (%s expected, got %s)"):format(i, fn, want, type(v)))
-end
+local fail = args.fail
+local function check_arg(fn, i, v, expected, optional) return args.check("report." .. fn, i, v, expected, optional) end
 -- t[key] (named what) must be a table or nil; with rows, a list of tables.
 local function check_field(fn, t, key, what, rows)
   local v = t[key]

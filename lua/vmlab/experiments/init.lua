@@ -133,6 +133,7 @@ function experiments.names()
 end
 
 local describe = require "vmlab.describe"
+local args = require "vmlab.args"
 
 -- Check one field description (and its nested ones); bad(why) raises.
 local function check_field(f, where, bad, named)
@@ -251,15 +252,27 @@ local function copy(t)
   return c
 end
 
+-- Argument 1 of experiments.<fn>: an experiment's module (as experiments.get
+-- returns it) or its name; anything else raises an error naming the argument.
+local function experiment_arg(fn, e)
+  if type(e) == "string" then return assert(experiments.get(e)) end
+  if type(e) ~= "table" or type(e.params) ~= "table" then
+    args.bad("experiments." .. fn, 1, "an experiment (its module or its name)", e)
+  end
+  return e
+end
+
 --- The description of param `pname` of experiment e (a module or a name), or nil.
 function experiments.param(e, pname)
-  if type(e) == "string" then e = assert(experiments.get(e)) end
-  return e.param_index[pname]
+  e = experiment_arg("param", e)
+  if e.param_index then return e.param_index[pname] end
+  for _, p in ipairs(e.params) do if p.name == pname then return p end end
+  return nil
 end
 
 --- The defaults of experiment e (a module or a name): { name = default, ... } (a fresh copy).
 function experiments.defaults(e)
-  if type(e) == "string" then e = assert(experiments.get(e)) end
+  e = experiment_arg("defaults", e)
   local d = {}
   for _, p in ipairs(e.params) do d[p.name] = type(p.default) == "table" and copy(p.default) or p.default end
   return d
@@ -268,9 +281,10 @@ end
 --- The description of result field `path` ("read.minor_faults", "methods.round_trip_ns",
 -- "steps.large.rss": object, table row and map value levels) of experiment e, or nil.
 function experiments.field(e, path)
-  if type(e) == "string" then e = assert(experiments.get(e)) end
+  e = experiment_arg("field", e)
+  args.check("experiments.field", 2, path, "string")
   local parts = {}
-  for part in tostring(path):gmatch("[^.]+") do parts[#parts + 1] = part end
+  for part in path:gmatch("[^.]+") do parts[#parts + 1] = part end
   local f = { unit = "object", fields = e.fields }
   local i = 1
   while i <= #parts do
@@ -291,7 +305,8 @@ end
 -- e's description: nil when valid, else one line naming the option ("--size: ..."),
 -- or with `lua` true the parameter ("parameter 'size': ...").
 function experiments.check_params(e, params, lua)
-  if type(e) == "string" then e = assert(experiments.get(e)) end
+  e = experiment_arg("check_params", e)
+  args.check("experiments.check_params", 2, params, "table")
   for _, p in ipairs(e.params) do
     local why = describe.check(p, params[p.name], lua and ("parameter '%s'"):format(p.name) or nil)
     if why then return why end
@@ -346,6 +361,7 @@ end
 -- The first unmet requirement of a claim (for this result: `requires` may be
 -- a function of it): nil, or its reason.
 local function unmet(claim, result)
+  args.check("experiments.unmet", 1, claim, "table")
   local req = claim.requires
   if type(req) == "function" then req = req(result or {}) end
   if req == nil then return nil end
@@ -420,10 +436,11 @@ end
 --- Counts of a list of decided claims: held, did not hold, skipped.
 function experiments.tally(claims)
   if claims ~= nil and type(claims) ~= "table" then
-    error("bad argument #1 to 'tally' (a list of decided claims expected, got " .. type(claims) .. ")", 2)
+    args.bad("experiments.tally", 1, "a list of decided claims", claims)
   end
   local held, failed, skipped = 0, 0, 0
-  for _, c in ipairs(claims or {}) do
+  for i, c in ipairs(claims or {}) do
+    if type(c) ~= "table" then args.bad("experiments.tally", 1, ("a list of claims (item %d a table)"):format(i), c) end
     if c.holds == true then held = held + 1
     elseif c.holds == false then failed = failed + 1
     else skipped = skipped + 1 end

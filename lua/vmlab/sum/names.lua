@@ -10,6 +10,7 @@
 -- @module vmlab.sum.names
 local vm = require "vmlab"
 local proc = require "vmlab.proc"
+local args = require "vmlab.args"
 
 local names = {}
 
@@ -53,6 +54,8 @@ end
 --- Is process `pid` alive, and could it be the creator of an object last
 -- modified at `mtime` (it started before then)? A zombie counts as gone.
 function names.creator_alive(pid, mtime)
+  args.check("sum.names.creator_alive", 1, pid, "integer")
+  args.check("sum.names.creator_alive", 2, mtime, "number", true)
   if not proc.alive(pid) then return false end
   local st = proc.stat(pid)
   if not st then return proc.alive(pid) end -- unreadable but there: assume alive, remove nothing

@@ -27,6 +27,8 @@
 -- then used; a bad one is a protocol error ("protocol: ..."), and so is a
 -- fault on an object that was truncated under the mapping.
 -- @module vmlab.sum.ring
+local args = require "vmlab.args"
+
 local ring = {}
 
 ring.MAGIC = string.unpack("<i8", "vmlabsum")
@@ -51,9 +53,7 @@ local SPIN = 100 -- loads of a futex word before sleeping on it (some microsecon
 local function protocol(fmt, ...) error("protocol: " .. fmt:format(...), 0) end
 
 -- Arguments: "bad argument #1 to 'sum.ring.attach' (a vmlab.Region expected, got nil)", at the caller.
-local function bad_arg(fn, i, expected, v)
-  error(("bad argument #%d to 'sum.ring.%s' (%s expected, got %s)"):format(i, fn, expected, type(v)), 3)
-end
+local function bad_arg(fn, i, expected, v) args.bad("sum.ring." .. fn, i, expected, v) end
 local function check_region(fn, s)
   local mt = getmetatable(s)
   if type(s) ~= "userdata" or type(mt) ~= "table" or rawget(mt, "__name") ~= "vmlab.Region" then
