@@ -105,7 +105,7 @@ function M.run(opts)
   local size = opts.size
   size = size // PAGE * PAGE
   local result = { size = size, pages = size // PAGE }
-  if os.getenv("VMLAB_SANITIZED") == "1" then
+  if require("vmlab.kernel")().allocator == "asan" then -- the probe saw ASan's runtime in this process
     result.note = "under AddressSanitizer, malloc is ASan's allocator: realloc always allocates anew and copies"
   end
 

@@ -64,7 +64,7 @@ end
 -- malloc runs in a child: an allocator that aborts instead of returning NULL
 -- (AddressSanitizer's does) must not take this process with it.
 local function malloc_attempt(size)
-  if os.getenv("VMLAB_SANITIZED") and size > (64 << 30) then
+  if size > (64 << 30) and require("vmlab.kernel")().allocator == "asan" then
     return { call = "malloc", size = size, ok = false, not_tried = true,
       error = "not tried: AddressSanitizer's malloc reports out-of-memory and aborts instead of returning NULL" }
   end

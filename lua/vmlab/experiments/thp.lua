@@ -103,7 +103,7 @@ function M.run(opts)
   local chunks = size // huge_size
   local result = { size = size, page_size = PAGE, huge_page_size = huge_size, chunks = chunks,
                    mode = k.thp_enabled, defrag = k.thp_defrag, advice = opts.advice,
-                   sanitized = os.getenv("VMLAB_SANITIZED") == "1" or nil }
+                   sanitized = k.allocator == "asan" or nil }
 
   local small = trial(size, huge_size, "nohugepage")
   if small.error then
