@@ -248,19 +248,10 @@ function M.show(u, v)
   return ("%.4g"):format(v)
 end
 
---- Seconds in the best unit, with 3 significant digits: "850 ns", "12.3 us", "4.56 ms", "1.23 s".
+--- Seconds in the best unit, with 3 significant digits (units.seconds).
 function M.time(s)
-  if s == nil or s ~= s then return "n/a" end
-  local a = math.abs(s)
-  local v, unit
-  if a == 0 then return "0 s"
-  elseif a < 1e-6 then v, unit = s * 1e9, "ns"
-  elseif a < 1e-3 then v, unit = s * 1e6, "us"
-  elseif a < 1 then v, unit = s * 1e3, "ms"
-  else v, unit = s, "s" end
-  local av = math.abs(v)
-  local fmt = av >= 100 and "%.0f %s" or av >= 10 and "%.1f %s" or "%.2f %s"
-  return fmt:format(v, unit)
+  if s ~= nil and type(s) ~= "number" then args.bad("describe.time", 1, "number", s) end
+  return units.seconds(s)
 end
 
 --- "1 line", "2 lines" (plural by count; `plural` defaults to word .. "s").

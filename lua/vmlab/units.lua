@@ -50,14 +50,22 @@ function units.bytes(n)
   return ("%s%.1f %s"):format(sign, n, names[i])
 end
 
---- Seconds in the most readable unit: "850 ns", "12.3 us", "4.56 ms", "1.23 s".
+--- Seconds in the best unit, with 3 significant digits: "850 ns", "12.3 us",
+-- "4.56 ms", "1.23 s" (nil and NaN: "n/a"). The one time formatter: reports,
+-- tables and explanations all use it.
 function units.seconds(s)
   check_number(s, "seconds")
-  if s == nil then return "n/a" end
-  if s < 1e-6 then return ("%.0f ns"):format(s * 1e9) end
-  if s < 1e-3 then return ("%.1f us"):format(s * 1e6) end
-  if s < 1 then return ("%.2f ms"):format(s * 1e3) end
-  return ("%.2f s"):format(s)
+  if s == nil or s ~= s then return "n/a" end
+  local a = math.abs(s)
+  local v, unit
+  if a == 0 then return "0 s"
+  elseif a < 1e-6 then v, unit = s * 1e9, "ns"
+  elseif a < 1e-3 then v, unit = s * 1e6, "us"
+  elseif a < 1 then v, unit = s * 1e3, "ms"
+  else v, unit = s, "s" end
+  local av = math.abs(v)
+  local fmt = av >= 100 and "%.0f %s" or av >= 10 and "%.1f %s" or "%.2f %s"
+  return fmt:format(v, unit)
 end
 
 --- 1234567 -> "1,234,567".

@@ -133,11 +133,7 @@ local function sizes_of(r)
   return list
 end
 
-local function ns(x)
-  if x >= 1e6 then return ("%.1f ms"):format(x / 1e6) end
-  if x >= 1e4 then return ("%.1f us"):format(x / 1e3) end
-  return ("%.0f ns"):format(x)
-end
+local function ns(x) return u.seconds(x / 1e9) end
 
 -- A row may be skipped only for what the machine lacks: a second CPU, or a message queue the kernel refuses.
 local function limit(row)

@@ -162,8 +162,9 @@ function M.explain(r)
   return {
     ("%s(%s): VIRT %s, RES %s at once."):format(r.alloc, u.bytes(r.size), signed(r.virt_growth),
       signed(r.rss_growth_alloc)),
-    ("Then a %s of one byte in each of the %s pages: %s minor faults, RES %s, %.0f ns per page.")
-      :format(r.mode, u.count(r.pages), u.count(r.minor_faults_touch), signed(r.rss_growth_touch), r.ns_per_page),
+    ("Then a %s of one byte in each of the %s pages: %s minor faults, RES %s, %s per page.")
+      :format(r.mode, u.count(r.pages), u.count(r.minor_faults_touch), signed(r.rss_growth_touch),
+        u.seconds(r.ns_per_page / 1e9)),
   }
 end
 

@@ -167,8 +167,8 @@ M.claims = {
 --- Measurements only; what they mean is decided by the claims.
 function M.explain(r)
   return {
-    ("Per page: a first read took %.0f ns, a first write %.0f ns.")
-      :format(r.read.ns_per_page, r.write.ns_per_page),
+    ("Per page: a first read took %s, a first write %s.")
+      :format(u.seconds(r.read.ns_per_page / 1e9), u.seconds(r.write.ns_per_page / 1e9)),
   }
 end
 
