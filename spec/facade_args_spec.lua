@@ -270,6 +270,8 @@ describe("describe, experiments, progress and sum.names with a wrong argument", 
     names(function() describe_mod.check({ unit = "furlongs" }, 1) end, "describe.check", "a known unit")
     names(function() describe_mod.check({ unit = "bytes", min = "1" }, 1) end, "describe.check", "numeric min")
     names(function() describe_mod.coerce("x", 1) end, "bad argument #1 to 'describe.coerce'")
+    -- a bound against a value that is no number (found by the fuzzer): a reason, not a raw compare error
+    assert.equal("size: must be a number, got table", describe_mod.check({ min = 8 }, {}, "size"))
     names(function() describe_mod.plural(2) end, "bad argument #2 to 'describe.plural'")
     assert.equal("2 lines", describe_mod.plural(2, "line"))
   end)

@@ -169,6 +169,8 @@ local function check_one(p, v)
     if type(v) ~= "string" then return ("must be text, got %s"):format(type(v)) end
     return nil
   end
+  -- a bound compares numbers only (a param with no unit may carry any value)
+  if (p.min or p.max) and type(v) ~= "number" then return ("must be a number, got %s"):format(type(v)) end
   -- exact, as the command line writes them (4095B, 4KiB), except times
   local function say(x) return u == "seconds" and M.show(u, x) or M.word({ unit = u }, x) end
   if p.min and v < p.min then
