@@ -78,7 +78,7 @@ end)
 -- manifests, so the tree's config declares them `rocks_provided` with the versions dpkg reports: LuaRocks
 -- still checks each of the rockspec's dependencies (and its version constraint) against them.
 describe("luarocks make into an empty tree", function()
-  it("installs vmlab with only the rockspec's dependencies, and the installed vmlab command runs", function()
+  it("installs vmlab with only the rockspec's dependencies, and the installed vmlab command runs the tour", function()
     if not os.execute("command -v luarocks >/dev/null 2>&1") then
       return pending("luarocks is not installed (make test installs it through .ci/deps)")
     end
@@ -128,6 +128,11 @@ describe("luarocks make into an empty tree", function()
     text, code = run("run page-table")
     assert.equal(0, code, text)
     assert.matches("^page%-table %- ", text)
+    -- the whole tour, from the installed files alone
+    text, code = run("tour")
+    assert.equal(0, code, text)
+    assert.matches("\ntour: %d+ experiments ran %(%d+ skipped%), 0 failed", text)
+    assert.matches("\ntour: %d+ experiments, %d+ claims: %d+ held", text)
     -- the man page and the completion are in the rock's doc/
     local doc = tmp .. "/tree/lib/luarocks/rocks-5.4/vmlab/scm-1/doc/"
     assert.truthy(io.open(doc .. "vmlab.1"), "man page installed")
