@@ -48,15 +48,29 @@ local function own(fn, where, i, expected)
   end
 end
 
+--- The class of a vmlab object ("vmlab.Region", ...: its metatable's
+-- __name), or nil for anything else.
+function M.class_of(v)
+  if type(v) ~= "userdata" then return nil end
+  local mt = getmetatable(v)
+  local name = type(mt) == "table" and rawget(mt, "__name")
+  return type(name) == "string" and name or nil
+end
+
+--- Is v an object of class `class` ("vmlab.Region", ...)?
+function M.is_a(v, class) return M.class_of(v) == class end
+
+-- Does v have type `expected` ("table", "string", ..., or "integer")?
+local function has_type(v, expected)
+  if expected == "integer" then return math.type(v) == "integer" end
+  return type(v) == expected
+end
+
 -- The name of v's type for a message: "integer" and "float" for numbers
 -- when an integer was asked for, the class of a vmlab object otherwise.
 local function type_name(v, expected)
   if expected == "integer" and math.type(v) then return math.type(v) end
-  local mt = getmetatable(v)
-  if type(v) == "userdata" and type(mt) == "table" and type(rawget(mt, "__name")) == "string" then
-    return rawget(mt, "__name")
-  end
-  return type(v)
+  return M.class_of(v) or type(v)
 end
 
 --- Raise "bad argument #i to 'where' (expected expected, got <type of v>)".
@@ -70,19 +84,14 @@ end
 function M.check(where, i, v, expected, optional)
   own("check", where, i, expected)
   if v == nil and optional then return v end
-  local ok
-  if expected == "integer" then ok = math.type(v) == "integer" else ok = type(v) == expected end
-  if not ok then M.bad(where, i, expected .. (optional and " or nil" or ""), v) end
+  if not has_type(v, expected) then M.bad(where, i, expected .. (optional and " or nil" or ""), v) end
   return v
 end
 
 --- opts[key] must have type `expected` or be nil. Returns it.
 function M.option(where, key, v, expected)
   own("option", where, key, expected)
-  if v == nil then return v end
-  local ok
-  if expected == "integer" then ok = math.type(v) == "integer" else ok = type(v) == expected end
-  if not ok then
+  if v ~= nil and not has_type(v, expected) then
     M.fail(("bad option '%s' to '%s' (%s expected, got %s)"):format(key, where, expected, type_name(v, expected)))
   end
   return v

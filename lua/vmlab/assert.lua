@@ -259,8 +259,7 @@ local function resident(state, arguments)
   if type(pages) ~= "number" then
     error(("bad argument #2 to 'resident' (page count expected, got %s)"):format(type(pages)), 3)
   end
-  local mt = getmetatable(r)
-  if type(r) ~= "userdata" or type(mt) ~= "table" or rawget(mt, "__name") ~= "vmlab.Region" then
+  if not args.is_a(r, "vmlab.Region") then
     error(("bad argument #1 to 'resident' (a region expected, got %s)"):format(type(r)), 3)
   end
   local t = M.tolerance(tol, pages, 0)

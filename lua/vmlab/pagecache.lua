@@ -35,8 +35,7 @@ end
 -- Returns how the cache was dropped, or nil, message.
 function M.drop(path, r)
   if type(path) ~= "string" then bad_arg("drop", 1, "string (a file name)", path) end
-  local mt = getmetatable(r)
-  if r ~= nil and (type(r) ~= "userdata" or type(mt) ~= "table" or rawget(mt, "__name") ~= "vmlab.Region") then
+  if r ~= nil and not args.is_a(r, "vmlab.Region") then
     bad_arg("drop", 2, "a region or nil", r)
   end
   if r then

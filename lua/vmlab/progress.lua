@@ -174,8 +174,7 @@ end
 --   and the bar (call bar:clear() before printing; return false to stop early)
 -- @return the merged touch result
 function M.touch(r, mode, opts)
-  local mt = getmetatable(r)
-  if type(r) ~= "userdata" or type(mt) ~= "table" or rawget(mt, "__name") ~= "vmlab.Region" then
+  if not args.is_a(r, "vmlab.Region") then
     args.bad("progress.touch", 1, "a vmlab.Region", r)
   end
   if mode ~= "read" and mode ~= "write" then args.bad("progress.touch", 2, "\"read\" or \"write\"", mode) end

@@ -56,9 +56,8 @@ end
 function names.creator_alive(pid, mtime)
   args.check("sum.names.creator_alive", 1, pid, "integer")
   args.check("sum.names.creator_alive", 2, mtime, "number", true)
-  if not proc.alive(pid) then return false end
   local st = proc.stat(pid)
-  if not st then return proc.alive(pid) end -- unreadable but there: assume alive, remove nothing
+  if not st then return proc.alive(pid) end -- gone, or there but unreadable: then assume alive, remove nothing
   if st.state == "Z" or st.state == "X" then return false end
   local btime = proc.boot_time()
   if mtime and st.starttime and btime and btime + st.starttime > mtime + 2 then

@@ -55,8 +55,7 @@ local function protocol(fmt, ...) error("protocol: " .. fmt:format(...), 0) end
 -- Arguments: "bad argument #1 to 'sum.ring.attach' (a vmlab.Region expected, got nil)", at the caller.
 local function bad_arg(fn, i, expected, v) args.bad("sum.ring." .. fn, i, expected, v) end
 local function check_region(fn, s)
-  local mt = getmetatable(s)
-  if type(s) ~= "userdata" or type(mt) ~= "table" or rawget(mt, "__name") ~= "vmlab.Region" then
+  if not args.is_a(s, "vmlab.Region") then
     bad_arg(fn, 1, "a vmlab.Region (the shared object)", s)
   end
 end
